@@ -1,0 +1,5 @@
+"""``python -m rtmpgop``."""
+
+from rtmpgop.cli import main
+
+raise SystemExit(main())

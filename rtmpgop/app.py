@@ -1,0 +1,77 @@
+"""The application: one hub, the protocol servers around it, and the per-channel workers.
+
+``App`` is what tests start in-process (ports 0) and what ``run`` starts from the CLI.
+Every listener module in ``rtmpgop.io`` has ``async def start(hub, config, **deps) -> Listener``
+(an object with ``port`` and ``async close()``); this module wires them together and is the only
+one that knows them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from rtmpgop.channels import Hub
+from rtmpgop.config import Config
+
+log = logging.getLogger("rtmpgop")
+
+
+class App:
+    """The server. ``await start()``, read ``ports``, ``await stop()``."""
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config()
+        self.hub = Hub()
+        self.listeners: dict[str, Any] = {}
+        self.services: dict[str, Any] = {}  # per-channel workers (LL-HLS, WebP, sources ...)
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {name: lst.port for name, lst in self.listeners.items()}
+
+    async def start(self) -> None:
+        from rtmpgop.io import rtmp_server
+
+        cfg = self.config
+        self.listeners["rtmp"] = await rtmp_server.start(self.hub, cfg, cfg.host, cfg.rtmp_port)
+        log.info("rtmpgop listening %s", " ".join(f"{k}={v}" for k, v in self.ports.items()))
+
+    async def stop(self) -> None:
+        for name in reversed(list(self.services)):
+            svc = self.services.pop(name)
+            await svc.close()
+        for name in reversed(list(self.listeners)):
+            lst = self.listeners.pop(name)
+            await lst.close()
+
+
+async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
+    """Start the app and run until SIGINT/SIGTERM."""
+    app = App(config)
+    await app.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    print("rtmpgop ready " + " ".join(f"{k}={v}" for k, v in app.ports.items()), flush=True)
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    await app.stop()
+
+
+def run(config: Config) -> int:
+    """Run the server on uvloop until interrupted. Returns the process exit code."""
+    import uvloop
+
+    try:
+        uvloop.run(serve(config))
+    except KeyboardInterrupt:
+        pass
+    return 0

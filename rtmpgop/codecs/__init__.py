@@ -1,0 +1,1 @@
+"""Codec bitstream helpers: NAL/OBU types, SPS parsing, config records, CODECS strings."""

@@ -1,0 +1,1 @@
+"""Sans-IO fMP4 and LL-HLS writers."""
