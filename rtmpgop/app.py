@@ -33,11 +33,17 @@ class App:
         return {name: lst.port for name, lst in self.listeners.items()}
 
     async def start(self) -> None:
-        from rtmpgop.io import rtmp_server
+        from rtmpgop.io import http_server, rtmp_server
 
         cfg = self.config
         self.listeners["rtmp"] = await rtmp_server.start(self.hub, cfg, cfg.host, cfg.rtmp_port)
+        self.listeners["http"] = await http_server.start(
+            self.hub, cfg, cfg.host, cfg.http_port, setups=self.http_setups())
         log.info("rtmpgop listening %s", " ".join(f"{k}={v}" for k, v in self.ports.items()))
+
+    def http_setups(self) -> list:
+        """Route setups of the features served over HTTP (LL-HLS, viewer pages, ingest ...)."""
+        return []
 
     async def stop(self) -> None:
         for name in reversed(list(self.services)):
