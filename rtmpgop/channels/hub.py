@@ -103,13 +103,18 @@ class Hub:
 
     def subscribe(self, path: str, name: str = "", *,
                   max_backlog_bytes: int = DEFAULT_MAX_BACKLOG_BYTES,
-                  max_backlog_gops: int = DEFAULT_MAX_BACKLOG_GOPS) -> Subscription:
-        """A new cursor on ``path`` starting at the newest GoP head. Raises ``InvalidPath``."""
+                  max_backlog_gops: int = DEFAULT_MAX_BACKLOG_GOPS,
+                  passive: bool = False) -> Subscription:
+        """A new cursor on ``path`` starting at the newest GoP head. Raises ``InvalidPath``.
+
+        ``passive`` marks a background consumer (LL-HLS muxer) that is not a viewer.
+        """
         ch = self._channel(path)
-        sub = Subscription(ch, name, max_backlog_bytes, max_backlog_gops)
+        sub = Subscription(ch, name, max_backlog_bytes, max_backlog_gops, passive)
         ch.subscriptions.add(sub)
         sub._start()
-        self._notify(self.on_subscribe, ch)
+        if not passive:  # a viewer came (on-demand sources start on this)
+            self._notify(self.on_subscribe, ch)
         return sub
 
     def _notify(self, listeners: list[ChannelListener], ch: Channel) -> None:

@@ -45,8 +45,11 @@ class Subscription:
 
     def __init__(self, channel: Channel, name: str = "",
                  max_backlog_bytes: int = DEFAULT_MAX_BACKLOG_BYTES,
-                 max_backlog_gops: int = DEFAULT_MAX_BACKLOG_GOPS) -> None:
+                 max_backlog_gops: int = DEFAULT_MAX_BACKLOG_GOPS, passive: bool = False) -> None:
         self.channel = channel
+        # passive = a background consumer (e.g. the LL-HLS muxer), not a viewer: it does not
+        # keep an on-demand source connected
+        self.passive = passive
         self.name = name or f"sub-{id(self):x}"
         self.max_backlog_bytes = max_backlog_bytes
         self.max_backlog_gops = max_backlog_gops
