@@ -93,13 +93,11 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
 def _source(path: str, raw: Mapping[str, Any]) -> SourceConfig:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"paths.{path}", "expected a table")
-    known = {f.name for f in dataclasses.fields(SourceConfig)} - {"path"}
+    known = ({f.name for f in dataclasses.fields(SourceConfig)} - {"path", "url"}) | {"source"}
     for k in raw:
         if k not in known:
             raise ConfigError(f"paths.{path}.{k}", "unknown key")
-    url = raw.get("source") or raw.get("url")
-    if "source" in raw:
-        known.add("source")
+    url = raw.get("source")
     if not isinstance(url, str) or not url.split("://")[0] in ("rtsp", "rtsps", "rtmp"):
         raise ConfigError(f"paths.{path}.source", f"expected an rtsp://, rtsps:// or rtmp:// URL, got {url!r}")
     transport = raw.get("transport", "tcp")
