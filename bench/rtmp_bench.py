@@ -1,0 +1,339 @@
+"""RTMP benchmark: rtmpgop against nginx-rtmp, in the same run, on the same media.
+
+    python bench/rtmp_bench.py [--quick] [--scenarios fanout-1 fanout-50 ...] [--servers ...]
+
+Each (scenario, server) run starts a fresh server pinned to one core (``--server-cpu``), while
+this process, the load generator (bench/loadgen, asyncio on uvloop), is pinned to another
+(``--loadgen-cpu``). Servers alternate per scenario (which one goes first flips each time).
+
+Scenarios: ``fanout-N``: one ~5 Mbit/s publisher, N players; ``ingest-N``: N publishers, no
+players (``--ingest-players`` adds one per publisher, to check exactness).
+
+Measured over the window, after every player joined:
+- server CPU: on-CPU time of all its threads (/proc/PID/task/*/schedstat, ns; falls back to
+  /proc/PID/stat utime+stime), per Mbit delivered to players (fan-out) or received from
+  publishers (ingest): media payload bytes (FLV tag bodies) as the load generator counts them;
+- RSS: peak VmRSS sampled every 0.25 s during the run, and VmHWM;
+- join: TCP connect -> first keyframe video message, p50/p95 over players;
+- exact: % of players that got every frame from their first keyframe on, in order, once.
+
+Prints a summary table and a detail table; writes bench/out/rtmp_bench.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import glob
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from bench import nginx_rtmp  # noqa: E402
+from bench.loadgen.media import load_media  # noqa: E402
+from bench.loadgen.run import LoadResult, LoadSpec, run_load  # noqa: E402
+
+SCENARIOS = ["fanout-1", "fanout-50", "fanout-200", "ingest-1", "ingest-10", "ingest-50"]
+SERVERS = ["rtmpgop", "nginx"]
+READY_DEADLINE = 20.0  # s for `python -m rtmpgop` to print its ready line
+OUT_DIR = os.path.join(ROOT, "bench", "out")
+TARGETS = {"fanout": 1.0, "ingest": 1.3}  # max CPU/Mbit ratio rtmpgop / nginx
+JOIN_TARGET_MS = 50.0
+
+
+# ---- servers --------------------------------------------------------------------------
+class Rtmpgop:
+    """``python -m rtmpgop`` on a port it picks, pinned to ``cpu``."""
+
+    def __init__(self, cpu: int | None = None) -> None:
+        self.cpu = cpu
+        self.dir = tempfile.mkdtemp(prefix="rtmpgop-bench-")
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def start(self) -> Rtmpgop:
+        cpu = self.cpu
+        self._out = open(os.path.join(self.dir, "stdout"), "w+b")
+        self._err = open(os.path.join(self.dir, "stderr"), "w+b")
+        cmd = [sys.executable, "-m", "rtmpgop", "--host", "127.0.0.1", "--rtmp-port", "0",
+               "--rtsp-port", "0", "--http-port", "0", "--ws-port", "0", "--log-level", "warning"]
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL,
+            preexec_fn=(lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None)
+        end = time.monotonic() + READY_DEADLINE
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"rtmpgop exited with {self.proc.returncode}: {self.stderr()[-2000:]}")
+            with open(self._out.name, "rb") as f:
+                m = re.search(rb"rtmpgop ready .*?rtmp=(\d+)", f.read())
+            if m:
+                self.port = int(m.group(1))
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"rtmpgop not ready within {READY_DEADLINE} s: {self.stderr()[-2000:]}")
+
+    def stderr(self) -> str:
+        with open(self._err.name, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self) -> str:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        err = self.stderr()
+        self._out.close()
+        self._err.close()
+        for f in glob.glob(os.path.join(self.dir, "*")):
+            os.unlink(f)
+        os.rmdir(self.dir)
+        return err
+
+
+def start_server(name: str, cpu: int | None):
+    if name == "rtmpgop":
+        return Rtmpgop(cpu).start()
+    if name == "nginx":
+        return nginx_rtmp.NginxRtmp(cpu=cpu).start()
+    raise ValueError(name)
+
+
+# ---- /proc ----------------------------------------------------------------------------
+def cpu_seconds(pid: int) -> float:
+    """On-CPU seconds of every thread of ``pid`` (schedstat, ns precision)."""
+    total = 0
+    found = False
+    for p in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+        try:
+            with open(p) as f:
+                total += int(f.read().split()[0])
+                found = True
+        except (OSError, ValueError, IndexError):
+            pass
+    if found:
+        return total / 1e9
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def status_kb(pid: int, key: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+# ---- one run --------------------------------------------------------------------------
+def spec_for(scenario: str, port: int, args) -> LoadSpec:
+    kind, n = scenario.split("-")
+    n = int(n)
+    common = dict(window=args.window, warmup=args.warmup, join_deadline=args.join_deadline)
+    if kind == "fanout":
+        return LoadSpec("127.0.0.1", port, publishers=1, players=n, **common)
+    if kind == "ingest":
+        return LoadSpec("127.0.0.1", port, publishers=n, players=0,
+                        probe_players=n if args.ingest_players else 0, **common)
+    raise ValueError(scenario)
+
+
+def run_one(scenario: str, server: str, media, args) -> dict:
+    srv = start_server(server, args.server_cpu)
+    pid = srv.pid
+    marks: dict[str, float] = {}
+    rss_peak = [0]
+
+    def start():
+        marks["cpu0"], marks["t0"] = cpu_seconds(pid), time.monotonic()
+
+    def end():
+        marks["cpu1"], marks["t1"] = cpu_seconds(pid), time.monotonic()
+
+    def sample():
+        rss_peak[0] = max(rss_peak[0], status_kb(pid, "VmRSS"))
+
+    err = ""
+    try:
+        spec = spec_for(scenario, srv.port, args)
+        res: LoadResult = asyncio.run(asyncio.wait_for(
+            run_load(spec, media, (start, end), sample),
+            spec.warmup + spec.join_deadline + spec.window + 60), debug=False)
+        sample()
+        rss_end, hwm = status_kb(pid, "VmRSS"), status_kb(pid, "VmHWM")
+    finally:
+        err = srv.stop()
+    kind = scenario.split("-")[0]
+    out = res.to_dict()
+    out.update(scenario=scenario, server=server, kind=kind, rss_peak_kb=rss_peak[0],
+               rss_end_kb=rss_end, vmhwm_kb=hwm)
+    if "cpu1" in marks:
+        cpu = marks["cpu1"] - marks["cpu0"]
+        wall = marks["t1"] - marks["t0"]
+        mbit = (res.delivered_bytes if kind == "fanout" else res.ingest_bytes) * 8 / 1e6
+        out.update(server_cpu_s=cpu, server_cpu_pct=100 * cpu / wall, mbit=mbit,
+                   mbit_s=mbit / wall, cpu_ms_per_mbit=1000 * cpu / mbit if mbit else None)
+    tail = [ln for ln in err.splitlines() if ln.strip()]
+    out["server_log_tail"] = tail[-15:]
+    out["server_log_lines"] = len(tail)
+    return out
+
+
+# ---- tables ---------------------------------------------------------------------------
+def _f(v, fmt="{:.1f}", none="–"):
+    return none if v is None else fmt.format(v)
+
+
+def tables(results: list[dict], scenarios: list[str], servers: list[str]) -> str:
+    by = {(r["scenario"], r["server"]): r for r in results}
+    g, n = "rtmpgop", "nginx"
+    lines = ["| scenario | Mbit/s | CPU ms/Mbit rtmpgop | CPU ms/Mbit nginx | ratio (target) "
+             "| RSS MB rtmpgop / nginx | join p50/p95 ms rtmpgop | join p50/p95 ms nginx "
+             "| exact % rtmpgop / nginx |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for sc in scenarios:
+        a, b = by.get((sc, g)), by.get((sc, n))
+        kind = sc.split("-")[0]
+        ratio = None
+        if a and b and a.get("cpu_ms_per_mbit") and b.get("cpu_ms_per_mbit"):
+            ratio = a["cpu_ms_per_mbit"] / b["cpu_ms_per_mbit"]
+        tgt = TARGETS[kind]
+        ok = "" if ratio is None else (" ✓" if ratio <= tgt else " ✗")
+        mbit = (a or b or {}).get("mbit_s")
+
+        def join(r):
+            return "–" if not r or r.get("join_p50_ms") is None else \
+                f"{r['join_p50_ms']:.0f} / {r['join_p95_ms']:.0f}"
+
+        def rss(r):
+            return _f(r and r["rss_peak_kb"] / 1024, "{:.0f}")
+
+        def exact(r):
+            return _f(r and r.get("exact_pct"), "{:.0f}")
+
+        lines.append(
+            f"| {sc} | {_f(mbit, '{:.0f}')} | {_f(a and a.get('cpu_ms_per_mbit'), '{:.2f}')} "
+            f"| {_f(b and b.get('cpu_ms_per_mbit'), '{:.2f}')} "
+            f"| {_f(ratio, '{:.2f}')} (≤ {tgt}){ok} | {rss(a)} / {rss(b)} | {join(a)} | {join(b)} "
+            f"| {exact(a)} / {exact(b)} |")
+    lines += ["", "| scenario | server | Mbit/s | server CPU % | CPU ms/Mbit | RSS peak / end MB "
+              "| join p50/p95 ms | latency p50/p95 ms | players ok / exact | missing / dups "
+              "| loadgen CPU % | errors |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for sc in scenarios:
+        for sv in servers:
+            r = by.get((sc, sv))
+            if r is None:
+                continue
+            if "error" in r and "window_s" not in r:
+                lines.append(f"| {sc} | {sv} | | | | | | | | | | {r['error'][:120]} |")
+                continue
+            errs = "; ".join(sorted(set(e[:80] for e in r["errors"])))[:200] or "–"
+            lines.append(
+                f"| {sc} | {sv} | {_f(r.get('mbit_s'), '{:.0f}')} | {_f(r.get('server_cpu_pct'))} "
+                f"| {_f(r.get('cpu_ms_per_mbit'), '{:.2f}')} "
+                f"| {r['rss_peak_kb'] / 1024:.0f} / {r['rss_end_kb'] / 1024:.0f} "
+                f"| {_f(r.get('join_p50_ms'), '{:.0f}')} / {_f(r.get('join_p95_ms'), '{:.0f}')} "
+                f"| {_f(r.get('latency_p50_ms'))} / {_f(r.get('latency_p95_ms'))} "
+                f"| {r['players_ok']} / {r['players_exact']} of {r['players_checked']} "
+                f"| {r['missing']} / {r['dups']} | {100 * r['loadgen_cpu']:.0f} | {errs} |")
+    return "\n".join(lines)
+
+
+def machine_note(args) -> str:
+    load = os.getloadavg()
+    return (f"{platform.node()}: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
+            f"Linux {platform.release()}, Python {platform.python_version()}, "
+            f"{subprocess.run(['nginx', '-v'], capture_output=True, text=True).stderr.strip()}; "
+            f"server pinned to CPU {args.server_cpu}, load generator to CPU {args.loadgen_cpu}; "
+            f"load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+            f"(the machine is shared with other work)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="5 s windows (sanity run)")
+    p.add_argument("--scenarios", nargs="+", default=SCENARIOS, choices=SCENARIOS)
+    p.add_argument("--servers", nargs="+", default=SERVERS, choices=SERVERS)
+    p.add_argument("--window", type=float, help="measurement window, s (default 15, quick 5)")
+    p.add_argument("--warmup", type=float, default=1.5, help="publishing before players join, s")
+    p.add_argument("--join-deadline", type=float, default=5.0)
+    p.add_argument("--ingest-players", action="store_true",
+                   help="ingest scenarios: one checking player per publisher")
+    p.add_argument("--server-cpu", type=int, default=0)
+    p.add_argument("--loadgen-cpu", type=int, default=1)
+    p.add_argument("--out", default=os.path.join(OUT_DIR, "rtmp_bench"),
+                   help="output path without extension (.json and .md are written)")
+    args = p.parse_args(argv)
+    if args.window is None:
+        args.window = 5.0 if args.quick else 15.0
+    if os.cpu_count() and os.cpu_count() > max(args.server_cpu, args.loadgen_cpu):
+        os.sched_setaffinity(0, {args.loadgen_cpu})
+    else:
+        args.server_cpu = args.loadgen_cpu = None
+    try:
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    command = "python bench/rtmp_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    note = machine_note(args)
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    media = load_media()
+    print(f"media: {media.width}x{media.height} {media.fps} fps, GoP {media.gop}, "
+          f"video {media.video_bitrate / 1e6:.2f} Mbit/s + audio {media.audio_bitrate / 1e3:.0f} kbit/s",
+          flush=True)
+    results = []
+    for i, sc in enumerate(args.scenarios):
+        order = args.servers if i % 2 == 0 else list(reversed(args.servers))
+        for sv in order:
+            t = time.monotonic()
+            try:
+                r = run_one(sc, sv, media, args)
+            except Exception as e:  # one broken run must not lose the others
+                r = {"scenario": sc, "server": sv, "error": repr(e)}
+            results.append(r)
+            print(f"{sc:>11} {sv:>8}: " + (
+                f"{_f(r.get('mbit_s'), '{:.0f}')} Mbit/s, CPU {_f(r.get('server_cpu_pct'))} %, "
+                f"{_f(r.get('cpu_ms_per_mbit'), '{:.2f}')} ms/Mbit, exact {_f(r.get('exact_pct'), '{:.0f}')} %, "
+                f"join p50 {_f(r.get('join_p50_ms'), '{:.0f}')} ms, errors {len(r.get('errors', []))}"
+                if "error" not in r else r["error"]) + f" ({time.monotonic() - t:.0f} s)", flush=True)
+    table = tables(results, args.scenarios, args.servers)
+    print()
+    print(table)
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out + ".json", "w") as f:
+        json.dump({"command": command, "date": started, "machine": note,
+                   "media": {"width": media.width, "height": media.height, "fps": media.fps,
+                             "gop": media.gop, "video_bps": media.video_bitrate,
+                             "audio_bps": media.audio_bitrate},
+                   "window_s": args.window, "results": results}, f, indent=1)
+    with open(args.out + ".md", "w") as f:
+        f.write(f"Command: `{command}`  \nDate: {started}  \nMachine: {note}\n\n{table}\n")
+    print(f"\nwrote {args.out}.json and {args.out}.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
