@@ -1,0 +1,79 @@
+"""Shared pieces of the RTP payload formats: the ``Frame`` a depacketizer returns and the
+``Packetizer`` base that numbers and stamps outgoing packets (RFC 3550 5.1).
+
+Depacketizer contract (``rtp/h264.py``, ``h265.py``, ``aac.py``, ``opus.py``, ``av1.py``):
+``push(packet: RTPPacket) -> list[Frame]`` takes packets in sequence order (put a
+``ReorderBuffer`` in front for UDP) and returns the access units they complete, with
+``pts`` = the RTP timestamp unwrapped to 64 bits, payload in hub form (``rtmpgop.media``), and
+``config`` set when the decoder configuration is new or changed (in-band parameter sets).
+Payload views of the packets may be held until the access unit is complete, then joined with
+one copy, so packet buffers must not be mutated while a depacketizer holds them (asyncio gives
+immutable ``bytes``). After a peer fault (``RTPError``/``LimitExceeded``) the depacketizer has
+dropped the unit in progress and stays usable: the caller may log and continue.
+
+Packetizer contract: ``packetize(payload, pts) -> list[bytes]``, whole RTP packets no larger
+than ``mtu``, marker set on the last packet of the access unit.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from rtmpgop.media import CodecConfig
+
+DEFAULT_MTU = 1200
+"""Largest RTP packet we send (header included). 1200 leaves room for IP/UDP plus VPN and
+tunnel overhead under a 1500-byte path MTU (the value WebRTC stacks use), so nothing fragments."""
+
+MIN_MTU = 64  # smaller values cannot carry the FU and AU headers plus useful data
+
+_HDR = struct.Struct(">BBHII")
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One depacketized access unit. ``config`` is not None when the configuration changed."""
+
+    pts: int
+    payload: bytes
+    keyframe: bool
+    config: CodecConfig | None = None
+
+
+class Packetizer:
+    """Sequence numbering and timestamping shared by every payload format.
+
+    ``initial_seq``/``initial_timestamp``/``ssrc`` should be random (RFC 3550 5.1); they are
+    parameters so the caller owns the randomness and tests are reproducible. ``pts`` passed to
+    ``packetize`` is in the track clock, which is the RTP clock for every codec we carry.
+    """
+
+    def __init__(self, payload_type: int, ssrc: int, mtu: int = DEFAULT_MTU,
+                 initial_seq: int = 0, initial_timestamp: int = 0) -> None:
+        if mtu < MIN_MTU:
+            raise ValueError(f"mtu must be at least {MIN_MTU}")
+        self.payload_type = payload_type
+        self.ssrc = ssrc & 0xFFFFFFFF
+        self.mtu = mtu
+        self.seq = initial_seq & 0xFFFF  # sequence number of the next packet
+        self.timestamp_offset = initial_timestamp & 0xFFFFFFFF
+        self.packets_sent = 0
+        self.octets_sent = 0  # payload octets, for the SR (RFC 3550 6.4.1)
+
+    @property
+    def max_payload(self) -> int:
+        return self.mtu - 12
+
+    def rtp_timestamp(self, pts: int) -> int:
+        """The 32-bit RTP timestamp of ``pts`` (for RTP-Info rtptime and SR)."""
+        return (pts + self.timestamp_offset) & 0xFFFFFFFF
+
+    def _packet(self, parts: list[bytes | memoryview], pts: int, marker: bool) -> bytes:
+        hdr = _HDR.pack(0x80, (0x80 if marker else 0) | self.payload_type, self.seq,
+                        self.rtp_timestamp(pts), self.ssrc)
+        self.seq = (self.seq + 1) & 0xFFFF
+        pkt = b"".join([hdr, *parts])
+        self.packets_sent += 1
+        self.octets_sent += len(pkt) - 12
+        return pkt
