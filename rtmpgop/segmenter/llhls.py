@@ -157,13 +157,16 @@ class LLHLSMuxer:
     waiting requests must be re-checked.
     """
 
-    def __init__(self, layout: PlaylistLayout, packager: Packager) -> None:
+    def __init__(self, layout: PlaylistLayout, packager: Packager, first_msn: int = 0) -> None:
+        """``first_msn`` numbers the first segment and init segment: a muxer started later
+        should start higher, so URIs never repeat with other bytes (they are cached as
+        immutable)."""
         self.layout = layout
         self.packager = packager
         self.segments: deque[Segment] = deque()  # the playlist window; the last may be open
         self.retired: deque[Segment] = deque()
         self.inits: dict[int, bytes] = {}
-        self.init_id = -1
+        self.init_id = first_msn - 1
         self.tracks: tuple[Track, ...] = ()
         self.discontinuity_sequence = 0
         self.version = 0  # +1 per completed part
@@ -175,7 +178,7 @@ class LLHLSMuxer:
         self._part_start = 0
         self._part_end = 0
         self._seg_start = 0
-        self._next_msn = 0
+        self._next_msn = first_msn
         self._seq = 0
         self._disc_next = False
         self._anchor: tuple[float, float] | None = None  # (media seconds, wall seconds)
@@ -355,6 +358,11 @@ class LLHLSMuxer:
         return None if seg is None else (seg.msn, len(seg.parts))
 
     @property
+    def last_msn(self) -> int:
+        """MSN of the newest segment (in progress or not); one less than the first before any."""
+        return self.segments[-1].msn if self.segments else self._next_msn - 1
+
+    @property
     def has_media(self) -> bool:
         """Whether a playlist with at least one part can be written."""
         return bool(self.segments) and bool(self.segments[0].parts)
@@ -408,7 +416,7 @@ class LLHLSMuxer:
             return True
         if msn < 0 or (part is not None and part < 0):
             raise PlaylistRequestError("negative _HLS_msn or _HLS_part", msn=msn, part=part)
-        last = self.segments[-1].msn if self.segments else self._next_msn - 1
+        last = self.last_msn
         if msn > last + 2:
             raise PlaylistRequestError("_HLS_msn more than 2 past the last segment",
                                        msn=msn, last=last)

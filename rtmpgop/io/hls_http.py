@@ -1,0 +1,301 @@
+"""LL-HLS over HTTP: routes, blocking playlist reload and preload-hinted parts on asyncio.
+
+Routes (``PATH`` has one or more segments, e.g. ``live/cam1``):
+
+- ``/PATH/index.m3u8``  multivariant playlist (CODECS, RESOLUTION, FRAME-RATE, BANDWIDTH)
+- ``/PATH/media.m3u8``  media playlist; ``_HLS_msn``/``_HLS_part`` block, ``_HLS_skip=YES`` deltas
+- ``/PATH/init{n}.mp4``, ``/PATH/seg{msn}.m4s``, ``/PATH/seg{msn}.p{i}.m4s``  fMP4 media
+- ``/PATH/``  the player page (hls.js, or native HLS where the browser has it)
+- ``/_static/hls.min.js``  hls.js, fetched from npm by scripts/setup.sh
+
+Behaviour (rfc8216bis 6.2.5.2, /work/shared/reference/llhls-fmp4.md sections 2-3): a blocking
+request is answered as soon as the part exists, 400 for out-of-range directives, 503 after 3x
+TARGETDURATION. A request for the preload-hinted part is held until the part is complete, then
+sent whole. Playlists are ``no-cache`` and gzip-encoded when the client accepts it (Apple 10.1),
+rendered and compressed once per version however many clients wait. Media is immutable.
+
+Strategy: ``Waiters`` (sans-IO) keeps the held requests keyed by what they wait for, with an
+asyncio future as token; the muxer's drain calls ``_changed``, which resolves the ready ones;
+a sweeper task expires the late ones every ``SWEEP_INTERVAL``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import time
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from rtmpgop.channels import InvalidPath, normalize_path
+from rtmpgop.config import Config
+from rtmpgop.io.http_server import RouteSetup, web_asset
+from rtmpgop.segmenter.llhls import PlaylistRequestError, Readiness
+from rtmpgop.segmenter.playlist import MEDIA_PLAYLIST, PlaylistLayout
+from rtmpgop.subscribers.llhls import ChannelMuxer, LLHLSManager
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL = 0.1
+"""Seconds between expiry sweeps of held requests: the 503 comes at most this late."""
+
+REAP_INTERVAL = 5.0
+"""Seconds between checks for muxers whose publisher has gone for good."""
+
+MAX_DIRECTIVE = 2**63
+"""Largest _HLS_msn/_HLS_part accepted (MSNs are decimal-integers; bigger is a bad request)."""
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+MEDIA_TYPE = "video/mp4"
+NO_CACHE = {"Cache-Control": "no-cache"}
+IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
+MULTIVARIANT_CACHE = {"Cache-Control": "max-age=2"}
+
+TIMEOUT = object()
+"""Result of a held request whose deadline passed."""
+
+
+class LLHLSService:
+    """The muxers of all channels plus their HTTP waiting machinery. ``await close()``."""
+
+    def __init__(self, hub, config: Config, packager_factory=None) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.layout = PlaylistLayout(config.hls_target_duration, config.hls_part_target,
+                                     config.hls_window_segments)
+        kw = {} if packager_factory is None else {"packager_factory": packager_factory}
+        self.manager = LLHLSManager(hub, self.layout, time.time, self.loop.call_soon,
+                                    on_change=self._changed, **kw)
+        self._bodies: dict[tuple[int, int, bool, bool], bytes] = {}
+        self._sweeper = self.loop.create_task(self._sweep())
+        self.answered = 0
+        self.timeouts = 0
+
+    # ---------------------------------------------------------------- waiting
+    def _changed(self, cm: ChannelMuxer) -> None:
+        for fut, state in cm.waiters.poll():
+            if not fut.done():  # type: ignore[attr-defined]
+                fut.set_result(state)  # type: ignore[attr-defined]
+
+    async def _sweep(self) -> None:
+        next_reap = self.loop.time() + REAP_INTERVAL
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            now = self.loop.time()
+            for cm in list(self.manager.muxers.values()):
+                for fut in cm.waiters.expire(now):
+                    if not fut.done():  # type: ignore[attr-defined]
+                        fut.set_result(TIMEOUT)  # type: ignore[attr-defined]
+            if now >= next_reap:
+                next_reap = now + REAP_INTERVAL
+                for cm in self.manager.reap(time.time()):
+                    for fut in cm.waiters.expire(float("inf")):
+                        if not fut.done():
+                            fut.set_result(TIMEOUT)
+                self._bodies.clear()
+
+    async def wait_playlist(self, cm: ChannelMuxer, msn: int, part: int | None) -> bool:
+        """Hold until ``playlist_ready(msn, part)``. False on timeout."""
+        fut = self.loop.create_future()
+        cm.waiters.hold_playlist(msn, part, fut, self.loop.time() + self.layout.block_timeout)
+        return await self._await(cm, fut) is not TIMEOUT
+
+    async def wait_part(self, cm: ChannelMuxer, msn: int, index: int) -> object:
+        fut = self.loop.create_future()
+        cm.waiters.hold_part(msn, index, fut, self.loop.time() + self.layout.block_timeout)
+        return await self._await(cm, fut)
+
+    async def _await(self, cm: ChannelMuxer, fut: asyncio.Future) -> object:
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            cm.waiters.cancel(fut)
+            raise
+
+    def playlist_body(self, cm: ChannelMuxer, skip: bool, gz: bool) -> bytes:
+        """The media playlist bytes for the muxer's current version, built once per version."""
+        m = cm.muxer
+        key = (id(cm), m.version, skip, gz)
+        body = self._bodies.get(key)
+        if body is None:
+            body = m.media_playlist(skip=skip).encode()
+            if gz:
+                body = gzip.compress(body, compresslevel=6, mtime=0)
+            if len(self._bodies) > 64 * max(1, len(self.manager.muxers)):
+                self._bodies.clear()
+            self._bodies[key] = body
+        return body
+
+    async def close(self) -> None:
+        self._sweeper.cancel()
+        try:
+            await self._sweeper
+        except asyncio.CancelledError:
+            pass
+        for cm in self.manager.muxers.values():
+            for fut in cm.waiters.expire(float("inf")):
+                if not fut.done():
+                    fut.set_result(TIMEOUT)
+        self.manager.close()
+
+
+# ---------------------------------------------------------------- request helpers
+
+def _muxer(svc: LLHLSService, request: web.Request) -> ChannelMuxer:
+    try:
+        path = normalize_path(request.match_info["path"])
+    except InvalidPath:
+        raise web.HTTPNotFound() from None
+    cm = svc.manager.get(path)
+    if cm is None:
+        raise web.HTTPNotFound(text=f"no live stream at {path}\n")
+    return cm
+
+
+def _directive(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) >= MAX_DIRECTIVE:
+        raise web.HTTPBadRequest(text=f"{name} must be a decimal integer\n")
+    return int(raw)
+
+
+def _other_query(request: web.Request) -> str:
+    """The request's query minus the ``_HLS_`` directives (tokens to copy onto URIs)."""
+    rest = [(k, v) for k, v in request.query.items() if not k.startswith("_HLS_")]
+    return urlencode(rest) if rest else ""
+
+
+def _accepts_gzip(request: web.Request) -> bool:
+    return "gzip" in request.headers.get("Accept-Encoding", "")
+
+
+async def _wait_for_media(svc: LLHLSService, cm: ChannelMuxer) -> None:
+    """The first request on a channel whose first part is not cut yet waits for it."""
+    if not cm.muxer.has_media:
+        m = cm.muxer
+        msn = m.segments[-1].msn if m.segments else m.last_msn + 1
+        if not await svc.wait_playlist(cm, msn, 0) or not m.has_media:
+            raise web.HTTPServiceUnavailable(text="no media yet\n", headers=NO_CACHE)
+
+
+def _playlist_response(body: bytes, gz: bool, headers: dict) -> web.Response:
+    h = dict(headers)
+    if gz:
+        h["Content-Encoding"] = "gzip"
+    h["Vary"] = "Accept-Encoding"
+    return web.Response(body=body, content_type=PLAYLIST_TYPE, headers=h)
+
+
+# ---------------------------------------------------------------- handlers
+
+def setup(svc: LLHLSService) -> RouteSetup:
+    """Routes of the LL-HLS front end, for ``http_server.start(setups=...)``."""
+
+    async def multivariant(request: web.Request) -> web.Response:
+        cm = _muxer(svc, request)
+        await _wait_for_media(svc, cm)
+        text = cm.muxer.multivariant_playlist(_other_query(request))
+        gz = _accepts_gzip(request)
+        body = gzip.compress(text.encode(), mtime=0) if gz else text.encode()
+        return _playlist_response(body, gz, MULTIVARIANT_CACHE)
+
+    async def media(request: web.Request) -> web.Response:
+        cm = _muxer(svc, request)
+        m = cm.muxer
+        msn = _directive(request, "_HLS_msn")
+        part = _directive(request, "_HLS_part")
+        skip = request.query.get("_HLS_skip", "").upper() in ("YES", "V2")
+        try:
+            ready = m.playlist_ready(msn, part)
+        except PlaylistRequestError as e:
+            raise web.HTTPBadRequest(text=f"{e}\n", headers=NO_CACHE) from None
+        if not ready:
+            assert msn is not None  # playlist_ready is True without a directive
+            if not await svc.wait_playlist(cm, msn, part):
+                svc.timeouts += 1
+                raise web.HTTPServiceUnavailable(text="blocking reload timed out\n", headers=NO_CACHE)
+        await _wait_for_media(svc, cm)
+        svc.answered += 1
+        query = _other_query(request)
+        gz = _accepts_gzip(request)
+        if query:
+            body = m.media_playlist(skip=skip, query=query).encode()
+            body = gzip.compress(body, mtime=0) if gz else body
+        else:
+            body = svc.playlist_body(cm, skip, gz)
+        return _playlist_response(body, gz, NO_CACHE)
+
+    async def init(request: web.Request) -> web.Response:
+        cm = _muxer(svc, request)
+        data = cm.muxer.init(int(request.match_info["n"]))
+        if data is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=data, content_type=MEDIA_TYPE, headers=IMMUTABLE)
+
+    async def part(request: web.Request) -> web.Response:
+        cm = _muxer(svc, request)
+        msn, index = int(request.match_info["msn"]), int(request.match_info["part"])
+        state, data = cm.muxer.part(msn, index)
+        if state is Readiness.WAIT:  # the preload-hinted part: send it whole once complete
+            result = await svc.wait_part(cm, msn, index)
+            if result is TIMEOUT:
+                raise web.HTTPServiceUnavailable(text="part not ready\n", headers=NO_CACHE)
+            state, data = cm.muxer.part(msn, index)
+        if state is not Readiness.READY:
+            raise web.HTTPNotFound()
+        return web.Response(body=data, content_type=MEDIA_TYPE, headers=IMMUTABLE)
+
+    async def segment(request: web.Request) -> web.StreamResponse:
+        cm = _muxer(svc, request)
+        msn = int(request.match_info["msn"])
+        state, parts = cm.muxer.segment(msn)
+        if state is Readiness.WAIT:
+            if not await svc.wait_playlist(cm, msn, None):
+                raise web.HTTPServiceUnavailable(text="segment not ready\n", headers=NO_CACHE)
+            state, parts = cm.muxer.segment(msn)
+        if state is not Readiness.READY:
+            raise web.HTTPNotFound()
+        resp = web.StreamResponse(headers={**IMMUTABLE, "Content-Type": MEDIA_TYPE})
+        resp.content_length = sum(len(p) for p in parts)
+        await resp.prepare(request)
+        if request.method != "HEAD":
+            for p in parts:  # the parts' bytes as they are: no per-request join
+                await resp.write(p)
+        await resp.write_eof()
+        return resp
+
+    async def page(request: web.Request) -> web.Response:
+        try:
+            path = normalize_path(request.match_info["path"])
+        except InvalidPath:
+            raise web.HTTPNotFound() from None
+        body = web_asset("hls.html").replace(b"__RTMPGOP_PATH__", path.encode())
+        return web.Response(body=body, content_type="text/html", headers=NO_CACHE)
+
+    async def hls_js(request: web.Request) -> web.Response:
+        try:
+            body = web_asset("vendor/hls.min.js")
+        except (FileNotFoundError, OSError):
+            raise web.HTTPNotFound(text="hls.js missing: run scripts/setup.sh\n") from None
+        return web.Response(body=body, content_type="application/javascript",
+                            headers={"Cache-Control": "public, max-age=86400"})
+
+    def add_routes(app: web.Application) -> None:
+        r = app.router
+        r.add_get("/_static/hls.min.js", hls_js)
+        r.add_get("/{path:.+}/index.m3u8", multivariant)
+        r.add_get("/{path:.+}/" + MEDIA_PLAYLIST, media)
+        r.add_get(r"/{path:.+}/init{n:\d{1,18}}.mp4", init)
+        r.add_get(r"/{path:.+}/seg{msn:\d{1,18}}.p{part:\d{1,6}}.m4s", part)
+        r.add_get(r"/{path:.+}/seg{msn:\d{1,18}}.m4s", segment)
+        r.add_get("/{path:.+}/", page)
+
+    return add_routes
+
+
+async def start_service(hub, config: Config, packager_factory=None) -> LLHLSService:
+    """The LL-HLS service for ``App.start`` (``services["llhls"]``)."""
+    return LLHLSService(hub, config, packager_factory)

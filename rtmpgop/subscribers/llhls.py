@@ -1,0 +1,169 @@
+"""LL-HLS subscriber: one muxer per live channel, fed from a hub Subscription.
+
+The muxer starts when the publisher starts (``Hub.on_publish``), subscribed before the first
+GoP, so a player's first request finds parts already being cut instead of waiting for a segment
+to fill. It outlives its publisher by ``IDLE_SECONDS`` (a publisher that reconnects continues
+the same playlist after an EXT-X-DISCONTINUITY) and is then dropped.
+
+Strategy: the subscription's wake-up (called on the publisher's stack) only *schedules* a drain
+through the ``schedule`` callable the I/O layer gives (``loop.call_soon``); the drain feeds every
+pending item to the sans-IO ``LLHLSMuxer`` and, when its playlist changed, calls ``on_change``
+so the I/O layer answers the requests held in ``waiters``. No asyncio here: the clock and the
+scheduler are parameters, so tests drive it by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from rtmpgop.channels import Channel, Hub
+from rtmpgop.media import AccessUnit, Skipped, Statistics, TrackSet, Unpublished
+from rtmpgop.segmenter.llhls import LLHLSMuxer, Packager, Waiters
+from rtmpgop.segmenter.playlist import PlaylistLayout
+
+log = logging.getLogger(__name__)
+
+IDLE_SECONDS = 30.0
+"""A muxer whose channel has had no publisher for this long is dropped (its URLs then 404).
+Long enough for an encoder to reconnect after a network blip and keep its viewers."""
+
+MAX_ITEMS_PER_DRAIN = 2000
+"""Items handled per scheduled drain before yielding to the loop (a backlog after a stall must
+not starve the HTTP side); the rest is drained on the next turn."""
+
+MSN_BASE_MODULUS = 1_000_000_000
+"""First MSN of a muxer = wall-clock seconds modulo this: a recreated muxer never reuses a URI
+for different bytes (parts and segments are served as immutable)."""
+
+
+def fmp4_packager() -> Packager:
+    """The real box writer (``rtmpgop.segmenter.fmp4.Packager``)."""
+    from rtmpgop.segmenter import fmp4
+
+    return fmp4.Packager()
+
+
+class ChannelMuxer:
+    """A channel's LL-HLS muxer plus the requests waiting on it."""
+
+    def __init__(self, hub: Hub, path: str, layout: PlaylistLayout, packager: Packager,
+                 clock: Callable[[], float], schedule: Callable[[Callable[[], None]], object],
+                 on_change: Callable[[ChannelMuxer], None] | None = None) -> None:
+        self.path = path
+        self.clock = clock
+        self._schedule = schedule
+        self.on_change = on_change
+        now = clock()
+        self.muxer = LLHLSMuxer(layout, packager, first_msn=int(now) % MSN_BASE_MODULUS)
+        self.waiters = Waiters(self.muxer)
+        self.sub = hub.subscribe(path, f"llhls:{path}")
+        self.channel: Channel = self.sub.channel
+        self.idle_since: float | None = None
+        self._scheduled = False
+        self.items = 0
+        self.sub.set_wakeup(self._wake)
+        self.drain()
+
+    def _wake(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            self._schedule(self._run)
+
+    def _run(self) -> None:
+        self._scheduled = False
+        self.drain()
+
+    def drain(self) -> bool:
+        """Feed every pending item to the muxer. Returns True if the playlist changed."""
+        m = self.muxer
+        version = m.version
+        now = self.clock()
+        for _ in range(MAX_ITEMS_PER_DRAIN):
+            item = self.sub.get_nowait()
+            if item is None:
+                break
+            self.items += 1
+            if type(item) is AccessUnit:
+                m.push(item, now)
+            elif type(item) is TrackSet:
+                m.set_tracks(item, now)
+            elif type(item) is Unpublished:
+                m.flush(now)
+            elif type(item) is Skipped:
+                log.warning("llhls %s: muxer fell behind, %d frames skipped", self.path, item.frames)
+                m.flush(now)
+        else:
+            self._wake()  # more to do: continue on the next loop turn
+        changed = m.version != version
+        if changed and self.on_change is not None:
+            self.on_change(self)
+        return changed
+
+    def close(self) -> None:
+        self.sub.close()
+
+    def statistics(self) -> Statistics:
+        m = self.muxer
+        return Statistics(
+            frames_in=self.items, frames_out=m.version, bytes_out=sum(s.nbytes for s in m.segments),
+            extra=(("path", self.path), ("segments", len(m.segments)), ("last_msn", m.last_msn),
+                   ("waiting", len(self.waiters)), ("dropped", m.dropped)))
+
+
+class LLHLSManager:
+    """All channel muxers: started on publish, dropped ``IDLE_SECONDS`` after the publisher left."""
+
+    def __init__(self, hub: Hub, layout: PlaylistLayout, clock: Callable[[], float],
+                 schedule: Callable[[Callable[[], None]], object],
+                 packager_factory: Callable[[], Packager] = fmp4_packager,
+                 on_change: Callable[[ChannelMuxer], None] | None = None) -> None:
+        self.hub = hub
+        self.layout = layout
+        self.clock = clock
+        self.schedule = schedule
+        self.packager_factory = packager_factory
+        self.on_change = on_change
+        self.muxers: dict[str, ChannelMuxer] = {}
+        hub.on_publish.append(self._on_publish)
+        for ch in hub.channels():
+            if ch.is_live:
+                self._on_publish(ch)
+
+    def _on_publish(self, ch: Channel) -> None:
+        cm = self.muxers.get(ch.path)
+        if cm is not None:
+            cm.idle_since = None
+            return
+        self.muxers[ch.path] = ChannelMuxer(self.hub, ch.path, self.layout, self.packager_factory(),
+                                            self.clock, self.schedule, self.on_change)
+        log.info("llhls %s: muxer started", ch.path)
+
+    def get(self, path: str) -> ChannelMuxer | None:
+        return self.muxers.get(path)
+
+    def reap(self, now: float) -> list[ChannelMuxer]:
+        """Drop muxers whose channel has been without publisher for ``IDLE_SECONDS``."""
+        gone = []
+        for path, cm in list(self.muxers.items()):
+            if cm.channel.is_live:
+                cm.idle_since = None
+            elif cm.idle_since is None:
+                cm.idle_since = now
+            elif now - cm.idle_since >= IDLE_SECONDS:
+                del self.muxers[path]
+                cm.close()
+                gone.append(cm)
+                log.info("llhls %s: muxer dropped after %.0f s without publisher", path, IDLE_SECONDS)
+        return gone
+
+    def close(self) -> None:
+        if self._on_publish in self.hub.on_publish:
+            self.hub.on_publish.remove(self._on_publish)
+        for cm in self.muxers.values():
+            cm.close()
+        self.muxers.clear()
+
+    def statistics(self) -> Statistics:
+        return Statistics(extra=(("muxers", len(self.muxers)),
+                                 ("waiting", sum(len(c.waiters) for c in self.muxers.values()))))
