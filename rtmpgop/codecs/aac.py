@@ -183,6 +183,11 @@ def strip_adts(data: bytes | memoryview) -> list[memoryview]:
     return out
 
 
-def codec_string(asc: ASC) -> str:
-    """RFC 6381 CODECS string ``mp4a.40.<object type>``, e.g. ``mp4a.40.2``."""
+def codec_string(asc: ASC | bytes | memoryview) -> str:
+    """RFC 6381 CODECS string ``mp4a.40.<object type>``, e.g. ``mp4a.40.2``.
+
+    Accepts a parsed ``ASC`` or AudioSpecificConfig bytes (then raises ``CodecError`` if bad).
+    """
+    if not isinstance(asc, ASC):
+        asc = parse_asc(asc)
     return f"mp4a.40.{asc.object_type}"

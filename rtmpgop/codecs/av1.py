@@ -286,8 +286,22 @@ def build_av1c(sequence_header_obu: bytes | memoryview) -> bytes:
     )) + config_obu
 
 
-def codec_string(seq: SequenceHeader) -> str:
-    """The short CODECS string ``av01.P.LLT.DD`` (e.g. ``av01.0.04M.08``)."""
+def codec_string(seq: SequenceHeader | bytes | memoryview) -> str:
+    """The short CODECS string ``av01.P.LLT.DD`` (e.g. ``av01.0.04M.08``).
+
+    Accepts a parsed ``SequenceHeader``, an av1C record or an OBU stream holding a sequence
+    header. Raises ``CodecError`` when bytes hold no valid sequence header.
+    """
+    if not isinstance(seq, SequenceHeader):
+        data = bytes(seq)
+        if data[:1] == b"\x81":
+            found = parse_av1c(data).sequence_header
+        else:
+            obu = find_sequence_header(data)
+            found = parse_sequence_header(obu.payload) if obu is not None else None
+        if found is None:
+            raise CodecError("no AV1 sequence header for a codec string")
+        seq = found
     return "av01.%d.%02d%s.%02d" % (seq.seq_profile, seq.seq_level_idx,
                                     "H" if seq.seq_tier else "M", seq.bit_depth)
 

@@ -22,7 +22,8 @@ Public API::
 
 Raises ``ValueError`` for our own misuse (negative dts, a composition offset or size that does
 not fit its field, a codec without a sample entry, no samples). Codec records are written as
-the ``CodecConfig`` holds them (they were validated by ``rtmpgop.codecs.make_config``).
+the ``CodecConfig`` holds them (they were validated by ``rtmpgop.codecs.make_config``), except
+that hvcC arrays get array_completeness=1 as ``hvc1`` requires.
 
 Box tree (init segment, then each fragment)::
 
@@ -154,12 +155,34 @@ def _esds(track_id: int, asc: bytes) -> bytes:
     return full_box(b"esds", 0, 0, es)
 
 
+def _hvc1_record(record: bytes) -> bytes:
+    """hvcC with array_completeness=1 on the VPS/SPS/PPS arrays, as ``hvc1`` requires
+    (14496-15 8.4.1: all parameter sets are in the sample entry; Apple authoring spec 1.10).
+    Encoders (OBS, some cameras) send 0; a record that does not walk cleanly is kept as is."""
+    out = bytearray(record)
+    if len(out) < 23:
+        return record
+    pos = 23
+    for _ in range(out[22]):
+        if pos + 3 > len(out):
+            return record
+        if out[pos] & 0x3F in (32, 33, 34):
+            out[pos] |= 0x80
+        count = int.from_bytes(out[pos + 1 : pos + 3], "big")
+        pos += 3
+        for _ in range(count):
+            if pos + 2 > len(out):
+                return record
+            pos += 2 + int.from_bytes(out[pos : pos + 2], "big")
+    return bytes(out) if pos <= len(out) else record
+
+
 def _sample_entry(track_id: int, track: Track) -> bytes:
     c = track.config
     if c.codec is Codec.H264:
         return _visual_entry(b"avc1", track, box(b"avcC", c.record))
     if c.codec is Codec.H265:
-        return _visual_entry(b"hvc1", track, box(b"hvcC", c.record))
+        return _visual_entry(b"hvc1", track, box(b"hvcC", _hvc1_record(c.record)))
     if c.codec is Codec.AV1:
         return _visual_entry(b"av01", track, box(b"av1C", c.record))
     if c.codec is Codec.AAC:

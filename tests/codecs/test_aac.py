@@ -119,3 +119,13 @@ def test_strip_adts_split_anywhere(payloads, data):
     else:
         with pytest.raises(CodecError):
             aac.strip_adts(stream[:cut])
+
+
+def test_codec_string_from_bytes():
+    assert aac.codec_string(bytes.fromhex("2b118800")) == "mp4a.40.5"
+    with pytest.raises(CodecError):
+        aac.codec_string(b"")
+
+
+def test_asc_trailing_bytes_ignored():
+    assert aac.parse_asc(bytes.fromhex("1190") + b"\x56\xe5\x00").sample_rate == 48000

@@ -112,3 +112,15 @@ def test_sequence_header_truncated(cut):
         assert cut < len(SEQ_OBU) - 3  # only the last payload byte (trailing bits) may go
         return
     assert (seq.max_frame_width, seq.max_frame_height, seq.bit_depth) == (320, 240, 8)
+
+
+def test_codec_string_from_bytes():
+    assert av1.codec_string(SVT_AV1C) == av1.codec_string(SEQ_OBU) == "av01.0.00M.08"
+    with pytest.raises(CodecError):
+        av1.codec_string(b"\x12\x00")
+
+
+def test_av1c_trailing_bytes_are_kept_as_config_obus():
+    # configOBUs may hold more OBUs (metadata); a padding OBU after the header parses fine
+    rec = av1.parse_av1c(SVT_AV1C + b"\x7a\x01\x00")
+    assert rec.sequence_header.max_frame_width == 320 and rec.config_obus.endswith(b"\x7a\x01\x00")

@@ -100,3 +100,8 @@ def test_sps_truncated(cut):
     except CodecError:
         return
     assert (info.width, info.height) == (320, 240)
+
+
+def test_hvcc_trailing_bytes_ignored():
+    rec = h265.build_hvcc([VPS], [SPS], [PPS])
+    assert h265.parse_hvcc(rec + b"\x00\x01").sps == (SPS,)

@@ -327,3 +327,133 @@ def test_ffprobe_reads_frames(tmp_path, vname, vcodec, aname, acodec, aframe):
 
 def test_fragment_type():
     assert isinstance(build_fragment(1, GOLDEN_RUNS), Fragment)
+
+
+# -------------------------------------------------------------------------------- edge cases
+
+def encode_mp4(encoder: str, pix_fmt: str, options: dict, frames: int = 8, w=96, h=64):
+    """Encode noise frames through FFmpeg's MP4 muxer; returns (record, Samples in 90 kHz)."""
+    import numpy as np
+    buf = io.BytesIO()
+    rng = np.random.default_rng(2)
+    with av.open(buf, "w", format="mp4") as out:
+        st = out.add_stream(encoder, rate=25)
+        st.width, st.height, st.pix_fmt = w, h, pix_fmt
+        st.codec_context.options = options
+        for i in range(frames):
+            img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format=pix_fmt)
+            f.pts = i
+            out.mux(st.encode(f))
+        out.mux(st.encode(None))
+    buf.seek(0)
+    with av.open(buf) as inp:
+        st = inp.streams.video[0]
+        tb = st.time_base
+        record = bytes(st.codec_context.extradata)
+        raw = [(p.dts, p.pts, bool(p.is_keyframe), bytes(p)) for p in inp.demux(st) if p.size]
+    d0 = raw[0][0]
+    ticks = [(int((d - d0) * tb * 90000), int((p - d0) * tb * 90000), k, b) for d, p, k, b in raw]
+    return record, [Sample(d, p, 3600, k, b) for d, p, k, b in ticks]
+
+
+@pytest.mark.parametrize("encoder,codec,pix,options,depth", [
+    ("libx264", Codec.H264, "yuv420p10le", {"profile": "high10"}, 10),
+    ("libx264", Codec.H264, "yuv422p", {"profile": "high422"}, 8),
+    ("libx265", Codec.H265, "yuv420p10le", {"x265-params": "log-level=error"}, 10),
+    ("libsvtav1", Codec.AV1, "yuv420p10le", {}, 10)])
+def test_high_bit_depth_and_422_round_trip(encoder, codec, pix, options, depth):
+    record, samples = encode_mp4(encoder, pix, options)
+    cfg = make_config(codec, record)
+    assert (cfg.width, cfg.height, cfg.bit_depth) == (96, 64, depth)
+    init = init_segment((Track(0, cfg, 90000),))
+    entry = {Codec.H264: "avc1/avcC", Codec.H265: "hvc1/hvcC", Codec.AV1: "av01/av1C"}[codec]
+    stored = find(init, "moov/trak/mdia/minf/stbl/stsd/" + entry)
+    if codec is not Codec.H265:
+        assert stored == record  # verbatim, including avcC's chroma/bit-depth extension
+    data = mux([Track(0, cfg, 90000)], [samples], chunk=3)
+    pkts, frames = demux_decode(data, 0)
+    assert [p[2] for p in pkts] == [x.payload for x in samples]
+    same_frames(frames, direct_decode(codec, record, samples))
+
+
+def test_hvcc_arrays_marked_complete():
+    from rtmpgop.codecs import h265
+    record, _ = encode_mp4("libx265", "yuv420p", {"x265-params": "log-level=error"}, frames=1)
+    incomplete = bytearray(record)
+    pos = 23
+    for _ in range(record[22]):  # clear array_completeness, as OBS sends it
+        incomplete[pos] &= 0x7F
+        count = int.from_bytes(record[pos + 1:pos + 3], "big")
+        pos += 3
+        for _ in range(count):
+            pos += 2 + int.from_bytes(record[pos:pos + 2], "big")
+    cfg = make_config(Codec.H265, bytes(incomplete))
+    stored = find(init_segment((Track(0, cfg, 90000),)), "moov/trak/mdia/minf/stbl/stsd/hvc1/hvcC")
+    assert stored[:23] == record[:23] and len(stored) == len(record)
+    parsed = h265.parse_hvcc(stored)
+    assert parsed.vps and parsed.sps and parsed.pps
+    pos = 23
+    for _ in range(stored[22]):
+        assert bool(stored[pos] & 0x80) == (stored[pos] & 0x3F in (32, 33, 34))
+        count = int.from_bytes(stored[pos + 1:pos + 3], "big")
+        pos += 3
+        for _ in range(count):
+            pos += 2 + int.from_bytes(stored[pos:pos + 2], "big")
+
+
+def test_opus_surround_round_trip():
+    import fractions
+
+    import numpy as np
+    cc = av.CodecContext.create("libopus", "w")
+    cc.sample_rate, cc.layout, cc.format = 48000, "5.1", "s16"
+    cc.time_base = fractions.Fraction(1, 48000)
+    cc.flags |= av.codec.context.Flags.global_header
+    cc.open()
+    pkts = []
+    for i in range(8):
+        t = np.arange(i * 960, (i + 1) * 960)
+        tone = (np.sin(t / 9.0) * 8000).astype(np.int16)
+        f = av.AudioFrame.from_ndarray(np.repeat(tone[None, :], 6, axis=0).T.reshape(1, -1).copy(),
+                                       format="s16", layout="5.1")
+        f.sample_rate, f.pts = 48000, i * 960
+        pkts += cc.encode(f)
+    pkts += cc.encode(None)
+    record = bytes(cc.extradata)
+    cfg = make_config(Codec.OPUS, record)
+    assert cfg.channels == 6
+    init = init_segment((Track(0, cfg, 48000),))
+    dops = find(init, "moov/trak/mdia/minf/stbl/stsd/Opus/dOps")
+    assert dops[1] == 6 and dops[10] == 1 and dops[11:13] == b"\x04\x02"  # family 1, 4 streams
+    d0 = pkts[0].dts
+    samples = [Sample(p.dts - d0, p.pts - d0, 960, True, bytes(p)) for p in pkts if p.size]
+    data = mux([Track(0, cfg, 48000)], [samples], chunk=3)
+    got, frames = demux_decode(data, 0)
+    assert [p[2] for p in got] == [x.payload for x in samples]
+    same_frames(frames, direct_decode(Codec.OPUS, record, samples))
+
+
+def test_aac_44100_mono_timescale():
+    a = encode_audio("aac", seconds=0.2, rate=44100, channels=1)
+    cfg = make_config(Codec.AAC, a.config)
+    init = init_segment((Track(0, cfg, 44100),))
+    assert find(init, "moov/trak/mdia/mdhd")[12:16] == struct.pack(">I", 44100)
+    mp4a = find(init, "moov/trak/mdia/minf/stbl/stsd")[8:]
+    assert mp4a[24:26] == b"\x00\x01" and mp4a[32:36] == struct.pack(">I", 44100 << 16)
+    samples = audio_samples(a, 1024)
+    pkts, frames = demux_decode(mux([Track(0, cfg, 44100)], [samples], chunk=4), 0)
+    assert [p[0] for p in pkts] == [x.dts for x in samples]
+    same_frames(frames, direct_decode(Codec.AAC, a.config, samples))
+
+
+def test_many_fragments_keep_continuous_tfdt():
+    v = encode_video("h264", frames=12, width=160, height=120, gop=6)
+    samples = video_samples(v)
+    w = FragmentWriter([Track(0, make_config(Codec.H264, v.config), 90000)])
+    frags = [w.fragment([(0, samples[i:i + 4])]) for i in range(0, 12, 4)]
+    for a, b in zip(frags, frags[1:]):
+        (_, base_a, dur_a), = a.base_times
+        (_, base_b, _), = b.base_times
+        assert base_a + dur_a == base_b
+    assert [f.independent for f in frags] == [True, False, False]
