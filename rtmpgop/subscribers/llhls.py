@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from rtmpgop.channels import Channel, Hub
 from rtmpgop.media import AccessUnit, Skipped, Statistics, TrackSet, Unpublished
+from rtmpgop.segmenter import fmp4
 from rtmpgop.segmenter.llhls import LLHLSMuxer, Packager, Waiters
 from rtmpgop.segmenter.playlist import PlaylistLayout
 
@@ -35,13 +36,6 @@ not starve the HTTP side); the rest is drained on the next turn."""
 MSN_BASE_MODULUS = 1_000_000_000
 """First MSN of a muxer = wall-clock seconds modulo this: a recreated muxer never reuses a URI
 for different bytes (parts and segments are served as immutable)."""
-
-
-def fmp4_packager() -> Packager:
-    """The real box writer (``rtmpgop.segmenter.fmp4.Packager``)."""
-    from rtmpgop.segmenter import fmp4
-
-    return fmp4.Packager()
 
 
 class ChannelMuxer:
@@ -116,7 +110,7 @@ class LLHLSManager:
 
     def __init__(self, hub: Hub, layout: PlaylistLayout, clock: Callable[[], float],
                  schedule: Callable[[Callable[[], None]], object],
-                 packager_factory: Callable[[], Packager] = fmp4_packager,
+                 packager_factory: Callable[[], Packager] = fmp4.Packager,
                  on_change: Callable[[ChannelMuxer], None] | None = None) -> None:
         self.hub = hub
         self.layout = layout
