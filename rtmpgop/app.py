@@ -37,13 +37,26 @@ class App:
 
         cfg = self.config
         self.listeners["rtmp"] = await rtmp_server.start(self.hub, cfg, cfg.host, cfg.rtmp_port)
+        from rtmpgop.io import webp_worker, ws_server  # WebP renderer + /ws/PATH (before http: /view needs the port)
+        self.services["webp"] = webp_worker.RenderManager(self.hub, cfg)
+        self.listeners["ws"] = await ws_server.start(self.hub, cfg, cfg.host, cfg.ws_port,
+                                                     renders=self.services["webp"])
+        from rtmpgop.io import hls_http  # LL-HLS muxers start on publish (before the first request)
+        self.services["llhls"] = await hls_http.start_service(self.hub, cfg)
         self.listeners["http"] = await http_server.start(
             self.hub, cfg, cfg.host, cfg.http_port, setups=self.http_setups())
         log.info("rtmpgop listening %s", " ".join(f"{k}={v}" for k, v in self.ports.items()))
 
     def http_setups(self) -> list:
         """Route setups of the features served over HTTP (LL-HLS, viewer pages, ingest ...)."""
-        return []
+        from rtmpgop.io import pages
+        setups = []
+        if "webp" in self.services:  # /view, /ingest, /mjpeg
+            setups.append(pages.setup(self.services["webp"], lambda: self.listeners["ws"].port))
+        if "llhls" in self.services:  # /PATH/index.m3u8, media.m3u8, init/seg/parts, /PATH/
+            from rtmpgop.io import hls_http
+            setups.append(hls_http.setup(self.services["llhls"]))
+        return setups
 
     async def stop(self) -> None:
         for name in reversed(list(self.services)):

@@ -5,6 +5,8 @@ Protocol seen by the viewer page (``web/view.html``):
 - each binary message is exactly one WebP image (a complete RIFF file);
 - a text message carries the stream info as JSON (``{"type":"info","width":..,"height":..,
   "codec":..,"fps":..}``), sent on connect and whenever it changes;
+- a text message ``{"type":"ping","t":T}`` from the viewer is answered ``{"type":"pong","t":T}``
+  (the page shows half the round trip in its latency figure);
 - permessage-deflate is off (WebP is already compressed; deflate would cost CPU per viewer).
 
 Fan-out: the renderer encodes a frame once and calls ``send_frame`` of every viewer in one
@@ -18,6 +20,7 @@ so a slow viewer costs bounded memory and never delays the others. Origins can b
 from __future__ import annotations
 
 import http
+import json
 import logging
 import struct
 
@@ -58,6 +61,20 @@ def frame_header(opcode: int, length: int) -> bytes:
     if length < 1 << 16:
         return struct.pack("!BBH", 0x80 | opcode, 126, length)
     return struct.pack("!BBQ", 0x80 | opcode, 127, length)
+
+
+def pong_for(message: str) -> bytes | None:
+    """The answer to a viewer's ``{"type":"ping","t":T}`` text message, or None to ignore it."""
+    try:
+        msg = json.loads(message)
+    except ValueError:
+        return None
+    if not isinstance(msg, dict) or msg.get("type") != "ping":
+        return None
+    t = msg.get("t")
+    if not isinstance(t, (int, float)) or isinstance(t, bool):
+        return None
+    return json.dumps({"type": "pong", "t": t}, separators=(",", ":")).encode()
 
 
 class WsViewer:
@@ -153,8 +170,11 @@ async def start(hub: Hub, config: Config, host: str, port: int, *,
         listener.connections_total += 1
         renders.attach(path, viewer)
         try:
-            async for _ in conn:  # viewers send nothing we act on; this waits for the close
-                pass
+            async for msg in conn:  # only pings (the page measures its round trip)
+                if isinstance(msg, str):
+                    pong = pong_for(msg)
+                    if pong is not None:
+                        viewer._write(OP_TEXT, pong)
         except ConnectionClosed:
             pass
         finally:

@@ -296,8 +296,9 @@ class WebpRenderer:
                out: list[Output]) -> None:
         s = self.settings
         pts = frame.pts if frame.pts is not None else (self._last_emit_pts or 0)
-        # fps cap, on media time
-        if s.max_fps > 0:
+        # fps cap, on media time; not for POSTed stills: their producer sets the rate, and a capped
+        # still might be the last one for a long time
+        if s.max_fps > 0 and still is None:
             interval = VIDEO_CLOCK / s.max_fps
             due = self._next_due
             if due is not None and pts < due - interval * FPS_SLACK:

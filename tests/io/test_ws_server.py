@@ -156,3 +156,10 @@ def test_slow_viewer_skips_frames_until_it_drains():
     conn.transport.buffered = 0
     v.send_frame(f)
     assert conn.transport.written == [b"\x82\x0cRIFF....WEBP"] and v.frames_sent == 1
+
+
+def test_pong_for():
+    assert ws_server.pong_for('{"type":"ping","t":12.5}') == b'{"type":"pong","t":12.5}'
+    for bad in ["", "x", "[]", '{"type":"ping"}', '{"type":"ping","t":"1"}', '{"type":"ping","t":true}',
+                '{"type":"other","t":1}']:
+        assert ws_server.pong_for(bad) is None
