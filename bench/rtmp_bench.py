@@ -165,8 +165,20 @@ def run_one(scenario: str, server: str, media, args) -> dict:
     marks: dict[str, float] = {}
     rss_peak = [0]
 
+    prof = None
+    prof_path = None
+
     def start():
+        nonlocal prof, prof_path
         marks["cpu0"], marks["t0"] = cpu_seconds(pid), time.monotonic()
+        if args.profile and server == "rtmpgop":
+            os.makedirs(args.profile, exist_ok=True)
+            prof_path = os.path.join(args.profile, f"{scenario}.collapsed")
+            prof = subprocess.Popen(
+                [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid", str(pid),
+                 "--duration", str(int(args.window)), "--rate", "200", "--nonblocking",
+                 "--format", "raw", "--output", prof_path],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def end():
         marks["cpu1"], marks["t1"] = cpu_seconds(pid), time.monotonic()
@@ -183,9 +195,18 @@ def run_one(scenario: str, server: str, media, args) -> dict:
         sample()
         rss_end, hwm = status_kb(pid, "VmRSS"), status_kb(pid, "VmHWM")
     finally:
+        if prof is not None:
+            try:
+                prof.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                prof.kill()
+                prof.wait()
         err = srv.stop()
     kind = scenario.split("-")[0]
     out = res.to_dict()
+    if prof_path and os.path.exists(prof_path):
+        out["profile"] = prof_path
+        print(profile_summary(prof_path), flush=True)
     out.update(scenario=scenario, server=server, kind=kind, rss_peak_kb=rss_peak[0],
                rss_end_kb=rss_end, vmhwm_kb=hwm)
     if "cpu1" in marks:
@@ -198,6 +219,30 @@ def run_one(scenario: str, server: str, media, args) -> dict:
     out["server_log_tail"] = tail[-15:]
     out["server_log_lines"] = len(tail)
     return out
+
+
+def profile_summary(path: str, top: int = 25) -> str:
+    """Self and inclusive sample shares per function from py-spy's collapsed stacks."""
+    self_n: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    total = 0
+    with open(path) as f:
+        for line in f:
+            stack, _, n = line.rstrip().rpartition(" ")
+            if not stack:
+                continue
+            n = int(n)
+            total += n
+            frames = stack.split(";")
+            self_n[frames[-1]] = self_n.get(frames[-1], 0) + n
+            for fr in set(frames):
+                incl[fr] = incl.get(fr, 0) + n
+    if not total:
+        return f"{path}: no samples"
+    out = [f"profile {path}: {total} samples", "  self %  incl %  function"]
+    for fr, n in sorted(self_n.items(), key=lambda x: -x[1])[:top]:
+        out.append(f"  {100 * n / total:6.1f}  {100 * incl[fr] / total:6.1f}  {fr}")
+    return "\n".join(out)
 
 
 # ---- tables ---------------------------------------------------------------------------
@@ -283,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="ingest scenarios: one checking player per publisher")
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--loadgen-cpu", type=int, default=1)
+    p.add_argument("--profile", metavar="DIR",
+                   help="py-spy the rtmpgop process during each window (collapsed stacks in DIR; "
+                        "skews its CPU numbers: use for investigation only)")
     p.add_argument("--out", default=os.path.join(OUT_DIR, "rtmp_bench"),
                    help="output path without extension (.json and .md are written)")
     args = p.parse_args(argv)
