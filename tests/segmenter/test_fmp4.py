@@ -379,7 +379,7 @@ def test_high_bit_depth_and_422_round_trip(encoder, codec, pix, options, depth):
 
 def test_hvcc_arrays_marked_complete():
     from rtmpgop.codecs import h265
-    record, _ = encode_mp4("libx265", "yuv420p", {"x265-params": "log-level=error"}, frames=1)
+    record, _ = encode_mp4("libx265", "yuv420p", {"x265-params": "log-level=error"}, frames=4)
     incomplete = bytearray(record)
     pos = 23
     for _ in range(record[22]):  # clear array_completeness, as OBS sends it
