@@ -28,6 +28,9 @@ AOT_PS = 29
 GA_OBJECT_TYPES = frozenset({1, 2, 3, 4, 6, 7, 17, 19, 20, 21, 22, 23})
 """Object types whose ASC continues with GASpecificConfig."""
 
+SYNC_EXTENSION_SBR = 0x2B7
+SYNC_EXTENSION_PS = 0x548
+
 ADTS_HEADER_SIZE = 7
 ADTS_CRC_SIZE = 2
 
@@ -106,6 +109,14 @@ def parse_asc(data: bytes | memoryview) -> ASC:
         r.skip(1)  # extensionFlag
         if chan_cfg == 0:
             channels = _pce_channels(r)
+        if not sbr and r.bits_left >= 16 and r.u(11) == SYNC_EXTENSION_SBR:
+            # backward-compatible explicit SBR signalling (1.6.5.2), e.g. FFmpeg's aac writes
+            # 2b7 + AOT 5 + sbrPresentFlag 0 after every AAC-LC config
+            if _aot(r) == AOT_SBR and r.flag():
+                sbr = True
+                ext_rate = _rate(r)
+                if r.bits_left >= 12 and r.u(11) == SYNC_EXTENSION_PS:
+                    ps = r.flag()
     return ASC(aot, rate, channels, frame_length, sbr, ps, chan_cfg, base, ext_rate)
 
 

@@ -336,7 +336,8 @@ def split_annexb(data: bytes | memoryview) -> list[memoryview]:
 
     Bytes before the first start code count as a NAL unit (a camera that sent one bare NAL unit
     gets it back whole); trailing zero bytes (trailing_zero_8bits, the first byte of a 4-byte
-    start code) are trimmed; empty units are dropped. Never raises.
+    start code) are trimmed; empty units are dropped. Never raises. The views slice ``data``;
+    a non-``bytes`` input is copied once for the start-code search (memoryview has no find).
     """
     view = memoryview(data)
     raw = bytes(data) if not isinstance(data, bytes) else data

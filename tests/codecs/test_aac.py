@@ -129,3 +129,16 @@ def test_codec_string_from_bytes():
 
 def test_asc_trailing_bytes_ignored():
     assert aac.parse_asc(bytes.fromhex("1190") + b"\x56\xe5\x00").sample_rate == 48000
+
+
+def test_backward_compatible_sbr_signalling():
+    # FFmpeg's aac encoder: AAC-LC 48k stereo + sync extension 2b7, AOT 5, sbrPresentFlag 0
+    a = aac.parse_asc(bytes.fromhex("119056e500"))
+    assert (a.object_type, a.sbr, a.sample_rate, a.channels) == (2, False, 48000, 2)
+    # AAC-LC 24k + 2b7, AOT 5, sbrPresentFlag 1, extension rate 48k (idx 3), then 548 + PS 1
+    bits = "00010" "0110" "0010" "000" + "01010110111" + "00101" + "1" + "0011" + \
+        "10101001000" + "1"
+    bits += "0" * (-len(bits) % 8)
+    a = aac.parse_asc(int(bits, 2).to_bytes(len(bits) // 8, "big"))
+    assert (a.object_type, a.sbr, a.ps, a.sample_rate, a.extension_sample_rate) == \
+        (2, True, True, 24000, 48000)
