@@ -160,6 +160,7 @@ def spec_for(scenario: str, port: int, args) -> LoadSpec:
 
 
 def run_one(scenario: str, server: str, media, args) -> dict:
+    load1 = os.getloadavg()[0]
     srv = start_server(server, args.server_cpu)
     pid = srv.pid
     marks: dict[str, float] = {}
@@ -218,6 +219,10 @@ def run_one(scenario: str, server: str, media, args) -> dict:
     tail = [ln for ln in err.splitlines() if ln.strip()]
     out["server_log_tail"] = tail[-15:]
     out["server_log_lines"] = len(tail)
+    out["load1"] = load1
+    bad = [ln for ln in tail if "Traceback" in ln or " ERROR " in ln or "[emerg]" in ln or "[alert]" in ln]
+    if bad:
+        out["errors"].append(f"server log: {len(bad)} error lines, first: {bad[0][:100]}")
     return out
 
 
@@ -284,15 +289,15 @@ def tables(results: list[dict], scenarios: list[str], servers: list[str]) -> str
             f"| {exact(a)} / {exact(b)} |")
     lines += ["", "| scenario | server | Mbit/s | server CPU % | CPU ms/Mbit | RSS peak / end MB "
               "| join p50/p95 ms | latency p50/p95 ms | players ok / exact | missing / dups "
-              "| loadgen CPU % | errors |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+              "| loadgen CPU % | load avg | errors |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for sc in scenarios:
         for sv in servers:
             r = by.get((sc, sv))
             if r is None:
                 continue
             if "error" in r and "window_s" not in r:
-                lines.append(f"| {sc} | {sv} | | | | | | | | | | {r['error'][:120]} |")
+                lines.append(f"| {sc} | {sv} | | | | | | | | | | | {r['error'][:120]} |")
                 continue
             errs = "; ".join(sorted(set(e[:80] for e in r["errors"])))[:200] or "–"
             lines.append(
@@ -302,7 +307,7 @@ def tables(results: list[dict], scenarios: list[str], servers: list[str]) -> str
                 f"| {_f(r.get('join_p50_ms'), '{:.0f}')} / {_f(r.get('join_p95_ms'), '{:.0f}')} "
                 f"| {_f(r.get('latency_p50_ms'))} / {_f(r.get('latency_p95_ms'))} "
                 f"| {r['players_ok']} / {r['players_exact']} of {r['players_checked']} "
-                f"| {r['missing']} / {r['dups']} | {100 * r['loadgen_cpu']:.0f} | {errs} |")
+                f"| {r['missing']} / {r['dups']} | {100 * r['loadgen_cpu']:.0f} | {r['load1']:.1f} | {errs} |")
     return "\n".join(lines)
 
 
