@@ -105,6 +105,11 @@ class RtmpConnection:
         self.send(m.user_control(m.UserControl.PING_REQUEST, now_ms))
 
     @property
+    def handshaking(self) -> bool:
+        """True until the handshake is complete."""
+        return self._handshaking
+
+    @property
     def bytes_received(self) -> int:
         return self.reader.bytes_received
 

@@ -1,0 +1,260 @@
+"""RTMP listener: asyncio adapter around ``ServerConnection`` (publish ingest and play).
+
+``asyncio.BufferedProtocol``: the socket ``recv_into``s the connection's own receive blocks
+(``get_buffer``/``buffer_updated``), so chunk bodies are copied once, at message reassembly.
+Events go to ``RtmpIngest`` (publishers) or open an ``RtmpPlayer`` (players). Players are
+written from the subscription's wake-up callback, synchronously, while the transport is not
+paused (``pause_writing``/``resume_writing``); the transport never holds more than about
+``WRITE_HIGH_WATER`` + one batch. A player that falls behind is skipped by the hub.
+
+Peer faults (``ProtocolError``) close only that connection with one log line: peer, error
+class, message with its fields. No protocol logic lives here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from rtmpgop.channels import Channel, Hub, Subscription
+from rtmpgop.config import Config
+from rtmpgop.errors import PathBusy, ProtocolError
+from rtmpgop.io.rtmp_ingest import RtmpIngest
+from rtmpgop.media import Statistics
+from rtmpgop.protocol.rtmp import events as E
+from rtmpgop.protocol.rtmp.connection import ServerConnection
+from rtmpgop.subscribers.rtmp_play import RtmpPlayer
+
+log = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT = 10.0
+"""Seconds from accept to a finished handshake (GStreamer/FFmpeg finish in milliseconds)."""
+
+IDLE_TIMEOUT = 60.0
+"""Seconds without a byte from the peer before the connection is closed (nginx: 60 s)."""
+
+PING_INTERVAL = 20.0
+"""Seconds between PingRequests: players that only receive still answer, so idle stays live."""
+
+WRITE_HIGH_WATER = 1024 * 1024
+"""Bytes queued in a transport before ``pause_writing`` (then players stop draining and the hub
+skips them when they fall GoPs behind). Bounds memory per player."""
+
+TIMER_TICK = 1.0
+"""Seconds between timeout checks."""
+
+
+def _path(app: str, name: str) -> str:
+    app, name = app.strip("/"), name.strip("/")
+    return f"{app}/{name}" if app and name else (app or name)
+
+
+class RtmpServerProtocol(asyncio.BufferedProtocol):
+    """One TCP connection."""
+
+    def __init__(self, listener: RtmpListener) -> None:
+        self.listener = listener
+        self.hub = listener.hub
+        self.conn = ServerConnection()
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.ingest: RtmpIngest | None = None
+        self.channel: Channel | None = None
+        self.players: dict[int, RtmpPlayer] = {}
+        self._paused = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+        self._started = self._last_rx = self._last_ping = self._loop.time()
+
+    # ------------------------------------------------------------------ asyncio callbacks
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_HIGH_WATER // 4)
+        self.listener.connections.add(self)
+        self._timer = self._loop.call_later(TIMER_TICK, self._tick)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.conn.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._last_rx = self._loop.time()
+        try:
+            self.conn.buffer_updated(nbytes)
+            while (ev := self.conn.next_event()) is not None:
+                self._on_event(ev)
+        except ProtocolError as e:
+            self.listener.errors += 1
+            log.warning("rtmp %s closed: %s %s", self.peer, type(e).__name__, e)
+            self.close()
+            return
+        self._flush()
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._pump()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.listener.connections.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+        self._end_publish("connection closed")
+        for player in self.players.values():
+            player.sub.close()
+        self.players.clear()
+
+    # ------------------------------------------------------------------ events
+    def _on_event(self, ev) -> None:
+        c = self.conn
+        if isinstance(ev, E.VideoData):
+            if self.ingest is not None:
+                self.ingest.on_video(ev)
+        elif isinstance(ev, E.AudioData):
+            if self.ingest is not None:
+                self.ingest.on_audio(ev)
+        elif isinstance(ev, E.Metadata):
+            if self.ingest is not None:
+                self.ingest.on_metadata(ev)
+        elif isinstance(ev, E.Connect):
+            c.accept_connect(ev)
+        elif isinstance(ev, E.Publish):
+            self._publish(ev)
+        elif isinstance(ev, E.Play):
+            self._play(ev)
+        elif isinstance(ev, (E.Unpublish, E.DeleteStream)):
+            if ev.msid in self.players:
+                self.players.pop(ev.msid).sub.close()
+            elif self.ingest is not None:
+                self._end_publish("unpublished")
+
+    def _publish(self, ev: E.Publish) -> None:
+        path = _path(self.conn.app, ev.name)
+        if self.channel is not None:
+            self.conn.reject_publish(ev, "NetStream.Publish.BadConnection", "already publishing")
+            return
+        try:
+            ch = self.hub.publish(path, self)
+        except PathBusy:
+            log.info("rtmp %s: publish %s refused: path busy", self.peer, path)
+            self.conn.reject_publish(ev)
+            return
+        except ProtocolError as e:  # InvalidPath
+            log.info("rtmp %s: publish %r refused: %s", self.peer, path, e)
+            self.conn.reject_publish(ev, description=str(e))
+            return
+        self.channel = ch
+        self.ingest = RtmpIngest(ch, f"{ch.path} from {self.peer}")
+        self.conn.accept_publish(ev)
+        log.info("rtmp %s publishing %s", self.peer, ch.path)
+
+    def _end_publish(self, reason: str) -> None:
+        if self.channel is not None:
+            self.hub.unpublish(self.channel, self, reason)
+            self.channel = None
+            self.ingest = None
+
+    def _play(self, ev: E.Play) -> None:
+        path = _path(self.conn.app, ev.name)
+        try:
+            sub: Subscription = self.hub.subscribe(path, f"rtmp {self.peer}")
+        except ProtocolError as e:
+            self.conn.reject_play(ev, description=str(e))
+            return
+        self.conn.accept_play(ev)
+        old = self.players.pop(ev.msid, None)
+        if old is not None:
+            old.sub.close()
+        player = self.players[ev.msid] = RtmpPlayer(self.conn, sub, ev.msid)
+        sub.set_wakeup(self._pump)
+        log.info("rtmp %s playing %s", self.peer, path)
+        del player
+
+    # ------------------------------------------------------------------ output
+    def _flush(self) -> None:
+        if self.players:
+            self._pump()
+            return
+        out = self.conn.data_to_send()
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.writelines(out)
+
+    def _pump(self) -> None:
+        """Write players' pending items while the transport accepts more."""
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        while not self._paused:
+            wrote = False
+            for player in list(self.players.values()):
+                bufs = player.pull()
+                if bufs:
+                    t.writelines(bufs)
+                    wrote = True
+                if self._paused:
+                    return
+            if not wrote:
+                return
+
+    def _tick(self) -> None:
+        now = self._loop.time()
+        if self.conn.handshaking and now - self._started > HANDSHAKE_TIMEOUT:
+            log.warning("rtmp %s closed: handshake timeout (%.0f s)", self.peer, HANDSHAKE_TIMEOUT)
+            self.close()
+            return
+        if now - self._last_rx > IDLE_TIMEOUT:
+            log.warning("rtmp %s closed: idle for %.0f s", self.peer, IDLE_TIMEOUT)
+            self.close()
+            return
+        if not self.conn.handshaking and now - self._last_ping >= PING_INTERVAL:
+            self._last_ping = now
+            self.conn.send_ping(int(now * 1000))
+            self._flush()
+        self._timer = self._loop.call_later(TIMER_TICK, self._tick)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def statistics(self) -> Statistics:
+        return self.conn.statistics()
+
+
+class RtmpListener:
+    """The running RTMP server: ``port``, ``statistics()``, ``close()``."""
+
+    def __init__(self, hub: Hub, config: Config) -> None:
+        self.hub = hub
+        self.config = config
+        self.connections: set[RtmpServerProtocol] = set()
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self.errors = 0  # connections closed for a protocol error
+
+    def statistics(self) -> Statistics:
+        stats = [c.conn.statistics() for c in self.connections]
+        return Statistics(
+            frames_in=sum(s.frames_in for s in stats), bytes_in=sum(s.bytes_in for s in stats),
+            bytes_out=sum(s.bytes_out for s in stats),
+            extra=(("connections", len(stats)), ("protocol_errors", self.errors),
+                   ("bytes_copied", sum(dict(s.extra)["bytes_copied"] for s in stats))))
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for c in list(self.connections):
+            c.close()
+        if self.server is not None:
+            await self.server.wait_closed()
+
+
+async def start(hub: Hub, config: Config, host: str, port: int) -> RtmpListener:
+    """Listen for RTMP on ``host:port`` (0 = any free port). Returns the listener."""
+    lst = RtmpListener(hub, config)
+    loop = asyncio.get_running_loop()
+    lst.server = await loop.create_server(lambda: RtmpServerProtocol(lst), host, port)
+    lst.port = lst.server.sockets[0].getsockname()[1]
+    return lst

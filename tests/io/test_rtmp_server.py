@@ -1,0 +1,215 @@
+"""The RTMP listener over real sockets (uvloop): publish, play, refusal, republish, E-RTMP
+gating, shared buffers, copy budget, bad input isolation."""
+
+import asyncio
+import functools
+import logging
+
+import pytest
+import uvloop
+
+from fixtures.media import encode_audio, encode_video
+from rtmpgop.channels import Hub
+from rtmpgop.config import Config
+from rtmpgop.io import rtmp_server
+from rtmpgop.io.rtmp_client import RtmpClientError, open_url
+from rtmpgop.protocol.rtmp import events as E
+from tests.io.rtmp_helpers import collect, interleave, media, publish_all, send_headers, send_packet, seqs
+
+
+@functools.cache
+def h264():
+    return encode_video("h264", frames=30, bframes=True, gop=15)
+
+
+@functools.cache
+def aac():
+    return encode_audio("aac", seconds=1.0, rate=48000)
+
+
+@functools.cache
+def hevc():
+    return encode_video("hevc", frames=10, bframes=False, gop=10)
+
+
+def run(coro_fn):
+    def wrapper(*a, **kw):
+        async def main():
+            hub = Hub()
+            lst = await rtmp_server.start(hub, Config(), "127.0.0.1", 0)
+            try:
+                async with asyncio.timeout(30):
+                    await coro_fn(hub, lst, f"rtmp://127.0.0.1:{lst.port}", *a, **kw)
+            finally:
+                await lst.close()
+        uvloop.run(main())
+    wrapper.__name__ = coro_fn.__name__
+    return wrapper
+
+
+@run
+async def test_publish_then_play_frame_exact(hub, lst, base):
+    pub = await open_url(base + "/live/cam1", "publish")
+    video, audio = h264(), aac()
+    await publish_all(pub, video, audio)
+    await asyncio.sleep(0.1)
+    ch = hub.get("live/cam1")
+    assert ch is not None and ch.frames_in == len(video.packets) + len(audio.packets)
+    tracks = ch.trackset.tracks
+    assert [t.codec.value for t in tracks] == ["h264", "aac"]
+    assert (tracks[0].config.width, tracks[0].config.height) == (320, 240)
+    # a player joining now starts at the newest GoP head (frame 15) with sequence headers first
+    player = await open_url(base + "/live/cam1", "play")
+    n_after = len([p for p in video.packets if p.dts >= video.packets[15].dts])
+    events = await collect(player, lambda ev: len(media(ev, E.VideoData)) >= n_after)
+    kinds = [type(e).__name__ for e in events if not isinstance(e, E.Status)]
+    assert kinds[:3] == ["Metadata", "VideoData", "AudioData"]
+    assert seqs(events, E.VideoData)[0].payload == video.config
+    assert seqs(events, E.AudioData)[0].payload == audio.config
+    vids = media(events, E.VideoData)
+    assert vids[0].tag.keyframe
+    assert [v.payload for v in vids] == [p.data for p in video.packets[15:]][:len(vids)]
+    # timestamps: dts and cts in ms, as published
+    tb = video.time_base
+    assert [(v.timestamp, v.timestamp + v.tag.cts) for v in vids] == [
+        (int(p.dts * tb * 1000), int(p.pts * tb * 1000)) for p in video.packets[15:]][:len(vids)]
+    # live: further frames arrive too
+    ms, _, kind, p = interleave(video)[-1]
+    send_packet(pub, video, ms + 33, "v", video.packets[-1])
+    ev = await player.wait_for(E.VideoData)
+    assert ev.payload == video.packets[-1].data and ev.timestamp == ms + 33
+    stats = lst.statistics()
+    assert dict(stats.extra)["connections"] == 2
+    pub.close()
+    player.close()
+
+
+@run
+async def test_copy_budget_on_real_socket(hub, lst, base):
+    pub = await open_url(base + "/live/budget", "publish")
+    video, audio = h264(), aac()
+    payload = sum(len(p.data) for p in video.packets) + sum(len(p.data) for p in audio.packets)
+    payload += len(video.config) + len(audio.config)
+    await publish_all(pub, video, audio)
+    await asyncio.sleep(0.2)
+    (conn,) = [c for c in lst.connections]
+    stats = dict(conn.statistics().extra)
+    assert conn.statistics().frames_in == len(video.packets) + len(audio.packets) + 2
+    n_messages = stats["messages"]
+    assert stats["bytes_copied"] <= payload + 600 + 20 * n_messages  # commands + header leftovers
+    pub.close()
+
+
+@run
+async def test_second_publisher_refused_first_continues(hub, lst, base):
+    pub = await open_url(base + "/live/busy", "publish")
+    video = h264()
+    send_headers(pub, video)
+    with pytest.raises(RtmpClientError) as e:
+        await open_url(base + "/live/busy", "publish")
+    assert e.value.status.code == "NetStream.Publish.BadName"
+    player = await open_url(base + "/live/busy", "play")
+    for ms, _, kind, p in interleave(video)[:15]:
+        send_packet(pub, video, ms, kind, p)
+    events = await collect(player, lambda ev: len(media(ev, E.VideoData)) >= 15)
+    assert [v.payload for v in media(events, E.VideoData)] == [p.data for p in video.packets[:15]]
+    assert hub.statistics().extra[3] == ("publishes_refused", 1)
+
+
+@run
+async def test_republish_player_stays_and_resumes_monotonic(hub, lst, base):
+    video = h264()
+    player = await open_url(base + "/live/re", "play")
+    pub = await open_url(base + "/live/re", "publish")
+    send_headers(pub, video)
+    for ms, _, kind, p in interleave(video)[:10]:
+        send_packet(pub, video, ms, kind, p)
+    first = await collect(player, lambda ev: len(media(ev, E.VideoData)) >= 10)
+    pub.close()
+    await player.wait_for(E.Status)  # UnpublishNotify
+    pub2 = await open_url(base + "/live/re", "publish")
+    send_headers(pub2, video)
+    for ms, _, kind, p in interleave(video)[:10]:
+        send_packet(pub2, video, ms, kind, p)
+    second = await collect(player, lambda ev: len(media(ev, E.VideoData)) >= 10)
+    codes = [e.code for e in first + second if isinstance(e, E.Status)]
+    assert "NetStream.Play.PublishNotify" in codes
+    assert seqs(second, E.VideoData)[0].payload == video.config  # fresh sequence header
+    ts = [v.timestamp for v in media(first, E.VideoData) + media(second, E.VideoData)]
+    assert ts == sorted(ts) and len(set(ts)) == len(ts)
+    assert [v.payload for v in media(second, E.VideoData)] == [p.data for p in video.packets[:10]]
+
+
+@run
+async def test_hevc_only_to_players_listing_hvc1(hub, lst, base):
+    video, audio = hevc(), aac()
+    pub = await open_url(base + "/live/hevc", "publish")
+    legacy = await open_url(base + "/live/hevc", "play")
+    enhanced = await open_url(base + "/live/hevc", "play", fourccs=("hvc1",))
+    await publish_all(pub, video, audio)
+    got = await collect(enhanced, lambda ev: len(media(ev, E.VideoData)) >= len(video.packets))
+    assert [v.tag.fourcc for v in seqs(got, E.VideoData)] == ["hvc1"]
+    assert [v.payload for v in media(got, E.VideoData)] == [p.data for p in video.packets]
+    old = await collect(legacy, lambda ev: len(media(ev, E.AudioData)) >= 20)
+    assert media(old, E.VideoData) == [] and seqs(old, E.AudioData)[0].payload == audio.config
+    assert hub.get("live/hevc").trackset.tracks[0].codec.value == "hevc"
+
+
+@run
+async def test_players_share_serialized_buffers(hub, lst, base):
+    video = h264()
+    pub = await open_url(base + "/live/share", "publish")
+    players = [await open_url(base + "/live/share", "play") for _ in range(3)]
+    await publish_all(pub, video)
+    for pl in players:
+        await collect(pl, lambda ev: len(media(ev, E.VideoData)) >= 30)
+    conns = [c for c in lst.connections if c.players]
+    hits = sum(p.shared_hits for c in conns for p in c.players.values())
+    assert hits >= 2 * 30  # each frame serialized once, reused by two other players
+
+
+@run
+async def test_garbage_closes_only_that_connection(hub, lst, base):
+    video = h264()
+    pub = await open_url(base + "/live/ok", "publish")
+    player = await open_url(base + "/live/ok", "play")
+    send_headers(pub, video)
+    bad = await open_url(base + "/live/bad", "publish")
+    bad.transport.write(b"\x46\x00\x00\x00\x00\x00\x01\x09" + b"\xff" * 64)  # fmt 1 on a new csid
+    await asyncio.wait_for(bad.closed, 5)
+    for ms, _, kind, p in interleave(video):
+        send_packet(pub, video, ms, kind, p)
+    got = await collect(player, lambda ev: len(media(ev, E.VideoData)) >= 30)
+    assert [v.payload for v in media(got, E.VideoData)] == [p.data for p in video.packets]
+    assert dict(lst.statistics().extra)["protocol_errors"] == 1
+
+
+def test_bad_input_log_line(caplog):
+    caplog.set_level(logging.WARNING, "rtmpgop.io.rtmp_server")
+
+    @run
+    async def body(hub, lst, base):
+        r, w = await asyncio.open_connection("127.0.0.1", lst.port)
+        w.write(b"GET / HTTP/1.1\r\n\r\n")
+        assert await asyncio.wait_for(r.read(), 5) == b""
+    body()
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("closed: HandshakeError bad RTMP version byte (version=71)" in x for x in lines), lines
+
+
+def test_server_fixture_runs_the_app(server):
+    port = server.ports["rtmp"]
+    assert port > 0 and set(server.ports) >= {"rtmp"}
+
+    async def main():
+        pub = await open_url(f"rtmp://127.0.0.1:{port}/live/fx", "publish")
+        video = h264()
+        send_headers(pub, video)
+        for ms, _, kind, p in interleave(video)[:5]:
+            send_packet(pub, video, ms, kind, p)
+        await asyncio.sleep(0.2)
+        pub.close()
+        return True
+
+    assert uvloop.run(main())
+    assert server.call(lambda: server.hub.statistics().frames_in) == 5
