@@ -41,9 +41,9 @@ MIN_CHUNK_SIZE = 128
 """Smallest chunk size accepted: the spec default. Smaller chunks only multiply header work and
 pieces per message; no encoder we know goes below 128."""
 
-MAX_MESSAGE_SIZE = 16 * 1024 * 1024
-"""Largest message accepted (checked before anything is held): a 4K intra frame fits; the
-24-bit length field allows nothing larger anyway. nginx's 1 MiB default is too small."""
+MAX_MESSAGE_SIZE = 10 * 1024 * 1024
+"""Largest message accepted, checked from the header before anything is held (gortmplib's
+10 MiB): a 4K intra frame at broadcast quality fits; nginx's 1 MiB default is too small."""
 
 MAX_CHUNK_STREAMS = 32
 """Distinct chunk stream ids per connection (nginx ``max_streams`` 32). Real peers use 3-8."""
