@@ -193,7 +193,7 @@ def test_copy_budget_one_copy_per_payload_byte():
 def test_hostile_interleaving_cannot_pin_unbounded_blocks():
     # one huge message stays partial, each of its chunks in another receive block
     r = ChunkReader()
-    r.feed(H("07 000000 ffffff 09 01000000") + b"p" * 128)
+    r.feed(H("07 000000 9fffff 09 01000000") + b"p" * 128)
     filler = b"".join(bytes(b) for b in chunk_message(6, 1, 9, 0, b"f" * chunk.BLOCK_SIZE, 128))
     for _ in range(chunk.MAX_HELD_BLOCKS + 6):
         r.feed(filler)
