@@ -177,7 +177,7 @@ def run_one(scenario: str, server: str, media, args) -> dict:
             prof_path = os.path.join(args.profile, f"{scenario}.collapsed")
             prof = subprocess.Popen(
                 [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid", str(pid),
-                 "--duration", str(int(args.window)), "--rate", "200", "--nonblocking",
+                 "--duration", str(int(args.window)), "--rate", "500",
                  "--format", "raw", "--output", prof_path],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -238,7 +238,7 @@ def profile_summary(path: str, top: int = 25) -> str:
                 continue
             n = int(n)
             total += n
-            frames = stack.split(";")
+            frames = [re.sub(r":\d+\)$", ")", fr) for fr in stack.split(";")]
             self_n[frames[-1]] = self_n.get(frames[-1], 0) + n
             for fr in set(frames):
                 incl[fr] = incl.get(fr, 0) + n
