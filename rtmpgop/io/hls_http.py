@@ -14,9 +14,19 @@ TARGETDURATION. A request for the preload-hinted part is held until the part is 
 sent whole. Playlists are ``no-cache`` and gzip-encoded when the client accepts it (Apple 10.1),
 rendered and compressed once per version however many clients wait. Media is immutable.
 
-Strategy: ``Waiters`` (sans-IO) keeps the held requests keyed by what they wait for, with an
-asyncio future as token; the muxer's drain calls ``_changed``, which resolves the ready ones;
-a sweeper task expires the late ones every ``SWEEP_INTERVAL``.
+Strategy: ``Waiters`` (sans-IO) keeps the held requests keyed by what they wait for; the muxer's
+drain calls ``_changed``, which answers the ready ones; a sweeper task expires the late ones
+every ``SWEEP_INTERVAL``.
+
+Fan-out fast path: when a part completes, hundreds of held requests want the same bytes. Waking
+one handler task per request and letting aiohttp build each response interleaves those answers
+with the parsing of the clients' next requests, so the last answer of a batch of 500 came
+~50 ms after the part (bench/llhls_bench.py). Instead ``_changed`` writes one pre-serialized
+response (status line, headers incl. CORS, body; built once per batch) straight to each waiting
+request's transport, in one synchronous loop, then wakes the handler, which returns
+``_AlreadySent`` (a response aiohttp treats as written: keep-alive, nothing more to send).
+Only plain keep-alive HTTP/1.1 GETs without extra query parameters take it; the rest are woken
+and answered the ordinary way.
 """
 
 from __future__ import annotations
@@ -25,13 +35,14 @@ import asyncio
 import gzip
 import logging
 import time
+from email.utils import formatdate
 from urllib.parse import urlencode
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from rtmpgop.channels import InvalidPath, normalize_path
 from rtmpgop.config import Config
-from rtmpgop.io.http_server import RouteSetup, web_asset
+from rtmpgop.io.http_server import CORS_HEADERS, RouteSetup, web_asset
 from rtmpgop.segmenter.llhls import PlaylistRequestError, Readiness
 from rtmpgop.segmenter.playlist import MEDIA_PLAYLIST, PlaylistLayout
 from rtmpgop.subscribers.llhls import ChannelMuxer, LLHLSManager
@@ -56,6 +67,43 @@ MULTIVARIANT_CACHE = {"Cache-Control": "max-age=2"}
 TIMEOUT = object()
 """Result of a held request whose deadline passed."""
 
+SENT = object()
+"""Result of a held request already answered by the fan-out fast path."""
+
+
+class _Held:
+    """A held request: the future its handler awaits, plus what the fast path needs."""
+
+    __slots__ = ("fut", "transport", "skip", "gz", "part")
+
+    def __init__(self, fut: asyncio.Future, transport=None, skip: bool = False, gz: bool = False,
+                 part: tuple[int, int] | None = None) -> None:
+        self.fut = fut
+        self.transport = transport  # None: no fast path, wake the handler
+        self.skip = skip
+        self.gz = gz
+        self.part = part  # (msn, index) for a held part request
+
+
+class _AlreadySent(web.StreamResponse):
+    """What a handler returns when ``_changed`` already wrote its response to the transport:
+    aiohttp's prepare/write_eof see a finished response and keep the connection alive."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._eof_sent = True
+        self._keep_alive = True
+
+
+def _head(status: bytes, content_type: bytes, length: int, extra: list[tuple[str, str]]) -> bytes:
+    lines = [b"HTTP/1.1 " + status, b"Content-Type: " + content_type,
+             b"Content-Length: %d" % length, b"Date: " + formatdate(usegmt=True).encode()]
+    lines += [f"{k}: {v}".encode() for k, v in extra]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+_CORS = list(CORS_HEADERS.items())
+
 
 class LLHLSService:
     """The muxers of all channels plus their HTTP waiting machinery. ``await close()``."""
@@ -70,13 +118,51 @@ class LLHLSService:
         self._bodies: dict[tuple[int, int, bool, bool], bytes] = {}
         self._sweeper = self.loop.create_task(self._sweep())
         self.answered = 0
+        self.fast_answers = 0
         self.timeouts = 0
+        self.answer_log: list[float] | None = None  # bench: part complete -> written, seconds
 
     # ---------------------------------------------------------------- waiting
     def _changed(self, cm: ChannelMuxer) -> None:
-        for fut, state in cm.waiters.poll():
-            if not fut.done():  # type: ignore[attr-defined]
-                fut.set_result(state)  # type: ignore[attr-defined]
+        ready = cm.waiters.poll()
+        if not ready:
+            return
+        t0 = time.perf_counter()
+        log_ = self.answer_log
+        raws: dict = {}
+        for held, state in ready:
+            fut, tr = held.fut, held.transport  # type: ignore[attr-defined]
+            if fut.done():
+                continue
+            if tr is None or state is not Readiness.READY or tr.is_closing():
+                fut.set_result(state)
+                continue
+            if held.part is not None:
+                raw = raws.get(held.part)
+                if raw is None:
+                    raw = raws[held.part] = self._raw_part(cm, held.part)
+                tr.write(raw[0])
+                tr.write(raw[1])
+            else:
+                key = (held.skip, held.gz)
+                raw = raws.get(key)
+                if raw is None:
+                    body = self.playlist_body(cm, held.skip, held.gz)
+                    extra = [("Cache-Control", "no-cache"), ("Vary", "Accept-Encoding"), *_CORS]
+                    if held.gz:
+                        extra.append(("Content-Encoding", "gzip"))
+                    raw = raws[key] = _head(b"200 OK", PLAYLIST_TYPE.encode(), len(body), extra) + body
+                tr.write(raw)
+            self.fast_answers += 1
+            fut.set_result(SENT)
+            if log_ is not None:
+                log_.append(time.perf_counter() - t0)
+
+    def _raw_part(self, cm: ChannelMuxer, key: tuple[int, int]) -> tuple[bytes, bytes | memoryview]:
+        _, data = cm.muxer.part(*key)  # READY: Waiters.poll said so
+        head = _head(b"200 OK", MEDIA_TYPE.encode(), len(data),
+                     [("Cache-Control", IMMUTABLE["Cache-Control"]), *_CORS])
+        return head, data
 
     async def _sweep(self) -> None:
         next_reap = self.loop.time() + REAP_INTERVAL
@@ -84,33 +170,34 @@ class LLHLSService:
             await asyncio.sleep(SWEEP_INTERVAL)
             now = self.loop.time()
             for cm in list(self.manager.muxers.values()):
-                for fut in cm.waiters.expire(now):
-                    if not fut.done():  # type: ignore[attr-defined]
-                        fut.set_result(TIMEOUT)  # type: ignore[attr-defined]
+                _expire(cm, now)
             if now >= next_reap:
                 next_reap = now + REAP_INTERVAL
                 for cm in self.manager.reap(time.time()):
-                    for fut in cm.waiters.expire(float("inf")):
-                        if not fut.done():
-                            fut.set_result(TIMEOUT)
+                    _expire(cm, float("inf"))
                 self._bodies.clear()
 
-    async def wait_playlist(self, cm: ChannelMuxer, msn: int, part: int | None) -> bool:
-        """Hold until ``playlist_ready(msn, part)``. False on timeout."""
-        fut = self.loop.create_future()
-        cm.waiters.hold_playlist(msn, part, fut, self.loop.time() + self.layout.block_timeout)
-        return await self._await(cm, fut) is not TIMEOUT
+    async def wait_playlist(self, cm: ChannelMuxer, msn: int, part: int | None,
+                            request: web.Request | None = None, skip: bool = False,
+                            gz: bool = False) -> object:
+        """Hold until ``playlist_ready(msn, part)``. Returns READY, SENT (the fast path wrote
+        the playlist to ``request``'s transport) or TIMEOUT."""
+        held = _Held(self.loop.create_future(), _fast_transport(request), skip, gz)
+        cm.waiters.hold_playlist(msn, part, held, self.loop.time() + self.layout.block_timeout)
+        return await self._await(cm, held)
 
-    async def wait_part(self, cm: ChannelMuxer, msn: int, index: int) -> object:
-        fut = self.loop.create_future()
-        cm.waiters.hold_part(msn, index, fut, self.loop.time() + self.layout.block_timeout)
-        return await self._await(cm, fut)
+    async def wait_part(self, cm: ChannelMuxer, msn: int, index: int,
+                        request: web.Request | None = None) -> object:
+        """Hold until part (msn, index) exists. READY, GONE, SENT or TIMEOUT."""
+        held = _Held(self.loop.create_future(), _fast_transport(request), part=(msn, index))
+        cm.waiters.hold_part(msn, index, held, self.loop.time() + self.layout.block_timeout)
+        return await self._await(cm, held)
 
-    async def _await(self, cm: ChannelMuxer, fut: asyncio.Future) -> object:
+    async def _await(self, cm: ChannelMuxer, held: _Held) -> object:
         try:
-            return await fut
+            return await held.fut
         except asyncio.CancelledError:
-            cm.waiters.cancel(fut)
+            cm.waiters.cancel(held)
             raise
 
     def playlist_body(self, cm: ChannelMuxer, skip: bool, gz: bool) -> bytes:
@@ -134,13 +221,29 @@ class LLHLSService:
         except asyncio.CancelledError:
             pass
         for cm in self.manager.muxers.values():
-            for fut in cm.waiters.expire(float("inf")):
-                if not fut.done():
-                    fut.set_result(TIMEOUT)
+            _expire(cm, float("inf"))
         self.manager.close()
 
 
 # ---------------------------------------------------------------- request helpers
+
+def _expire(cm: ChannelMuxer, now: float) -> None:
+    for held in cm.waiters.expire(now):
+        fut = held.fut  # type: ignore[attr-defined]
+        if not fut.done():
+            fut.set_result(TIMEOUT)
+
+
+def _fast_transport(request: web.Request | None):
+    """The transport the fast path may write to, or None (HEAD, HTTP/1.0, Connection: close,
+    extra query parameters that change the body)."""
+    if (request is None or request.method != "GET" or request.version != HttpVersion11
+            or not request.keep_alive):
+        return None
+    if any(not k.startswith("_HLS_") for k in request.query):
+        return None
+    return request.transport
+
 
 def _muxer(svc: LLHLSService, request: web.Request) -> ChannelMuxer:
     try:
@@ -177,7 +280,7 @@ async def _wait_for_media(svc: LLHLSService, cm: ChannelMuxer) -> None:
     if not cm.muxer.has_media:
         m = cm.muxer
         msn = m.segments[-1].msn if m.segments else m.last_msn + 1
-        if not await svc.wait_playlist(cm, msn, 0) or not m.has_media:
+        if await svc.wait_playlist(cm, msn, 0) is TIMEOUT or not m.has_media:
             raise web.HTTPServiceUnavailable(text="no media yet\n", headers=NO_CACHE)
 
 
@@ -212,15 +315,20 @@ def setup(svc: LLHLSService) -> RouteSetup:
             ready = m.playlist_ready(msn, part)
         except PlaylistRequestError as e:
             raise web.HTTPBadRequest(text=f"{e}\n", headers=NO_CACHE) from None
+        gz = _accepts_gzip(request)
         if not ready:
             assert msn is not None  # playlist_ready is True without a directive
-            if not await svc.wait_playlist(cm, msn, part):
+            result = await svc.wait_playlist(cm, msn, part, request, skip, gz)
+            if result is TIMEOUT:
                 svc.timeouts += 1
                 raise web.HTTPServiceUnavailable(text="blocking reload timed out\n", headers=NO_CACHE)
+            svc.answered += 1
+            if result is SENT:
+                return _AlreadySent()
+        else:
+            svc.answered += 1
         await _wait_for_media(svc, cm)
-        svc.answered += 1
         query = _other_query(request)
-        gz = _accepts_gzip(request)
         if query:
             body = m.media_playlist(skip=skip, query=query).encode()
             body = gzip.compress(body, mtime=0) if gz else body
@@ -240,9 +348,11 @@ def setup(svc: LLHLSService) -> RouteSetup:
         msn, index = int(request.match_info["msn"]), int(request.match_info["part"])
         state, data = cm.muxer.part(msn, index)
         if state is Readiness.WAIT:  # the preload-hinted part: send it whole once complete
-            result = await svc.wait_part(cm, msn, index)
+            result = await svc.wait_part(cm, msn, index, request)
             if result is TIMEOUT:
                 raise web.HTTPServiceUnavailable(text="part not ready\n", headers=NO_CACHE)
+            if result is SENT:
+                return _AlreadySent()
             state, data = cm.muxer.part(msn, index)
         if state is not Readiness.READY:
             raise web.HTTPNotFound()
@@ -253,7 +363,7 @@ def setup(svc: LLHLSService) -> RouteSetup:
         msn = int(request.match_info["msn"])
         state, parts = cm.muxer.segment(msn)
         if state is Readiness.WAIT:
-            if not await svc.wait_playlist(cm, msn, None):
+            if await svc.wait_playlist(cm, msn, None) is TIMEOUT:
                 raise web.HTTPServiceUnavailable(text="segment not ready\n", headers=NO_CACHE)
             state, parts = cm.muxer.segment(msn)
         if state is not Readiness.READY:

@@ -184,6 +184,7 @@ class LLHLSMuxer:
         self._anchor: tuple[float, float] | None = None  # (media seconds, wall seconds)
         self._cache: dict[tuple[int, bool], str] = {}
         self.dropped = 0  # access units refused (unknown track, time going backwards)
+        self.fragment_errors = 0
         self.video_frames = 0
         self.video_seconds = 0.0
 
@@ -317,7 +318,16 @@ class LLHLSMuxer:
                 runs.append((st.pos, take))
         runs.sort(key=lambda r: r[0])
         self._seq += 1
-        data = self.packager.fragment(self._seq, runs)
+        try:
+            data = self.packager.fragment(self._seq, runs)
+        except ValueError:
+            # a sample the box writer cannot represent (a CTS or duration beyond 32 bits):
+            # drop the part rather than retry it forever; the timeline gets a hole
+            self.dropped += sum(len(r[1]) for r in runs)
+            self.fragment_errors += 1
+            self._part_samples = []
+            self._part_start = self._part_end
+            return
         duration = (self._part_end - self._part_start) / prim.clock
         independent = self._part_samples[0].keyframe or prim.track.kind is MediaKind.AUDIO
         seg.parts.append(Part(len(seg.parts), duration, independent, data))

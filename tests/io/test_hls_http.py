@@ -157,6 +157,12 @@ def test_blocking_reload_and_preload_hint(media):
         r1, r2 = await asyncio.gather(reload, preload)
         text2 = await r1.text()
         data = await r2.read()
+        assert srv.svc.fast_answers == 2  # both written by the fan-out fast path
+        for r in (r1, r2):
+            assert r.headers["Access-Control-Allow-Origin"] == "*" and "Date" in r.headers
+        assert r1.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+        assert r1.headers["Content-Encoding"] == "gzip" and r1.headers["Cache-Control"] == "no-cache"
+        assert r2.headers["Content-Type"] == "video/mp4" and "immutable" in r2.headers["Cache-Control"]
         assert r1.status == 200 and f'URI="seg{msn}.p{part}.m4s"' in text2
         assert f'PRELOAD-HINT:TYPE=PART,URI="seg{msn}.p{part + 1}.m4s"' in text2
         assert r2.status == 200 and data[4:8] == b"moof" and len(data) == int(r2.headers["Content-Length"])
@@ -166,6 +172,19 @@ def test_blocking_reload_and_preload_hint(media):
         # an old MSN is answered at once; N beyond the parts of a complete segment = next
         async with s.get(f"{srv.base}/live/b/media.m3u8?_HLS_msn={msn}&_HLS_part=0") as r:
             assert r.status == 200
+        # the connections the fast path answered on stay usable (keep-alive)
+        assert s.connector is not None
+        for _ in range(3):
+            async with s.get(f"{srv.base}/live/b/media.m3u8") as r:
+                assert r.status == 200 and (await r.text()).startswith("#EXTM3U")
+        # a HEAD or a request with a token is held too, and answered the ordinary way
+        nxt = asyncio.ensure_future(s.get(f"{srv.base}/live/b/media.m3u8?_HLS_msn={msn}&_HLS_part={part + 1}&t=1"))
+        await asyncio.sleep(0.05)
+        for au in video[13:19]:
+            ch.push(au)
+        r3 = await nxt
+        assert r3.status == 200 and f'seg{msn}.p{part + 1}.m4s?t=1' in await r3.text()
+        assert srv.svc.fast_answers == 2
         return srv.svc.answered
 
     assert run(body) >= 2

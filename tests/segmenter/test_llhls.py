@@ -321,3 +321,17 @@ def test_waiter_on_hinted_part_resolves_on_flush():
     w.hold_part(0, 2, "tok", 10.0)
     m.flush(T0)
     assert w.poll() == [("tok", Readiness.READY)]
+
+
+def test_a_part_the_box_writer_refuses_is_dropped_not_retried():
+    m, pk = make(tracks=(V,))
+    calls = []
+
+    def bad(seq, runs):
+        calls.append(seq)
+        raise ValueError("cts does not fit")
+    pk.fragment = bad
+    at_frames = [AccessUnit(0, i * 3000, i * 3000, i % 30 == 0, b"v") for i in range(20)]
+    feed(m, at_frames)
+    assert len(calls) == 3 and m.fragment_errors == 3 and m.dropped == 18
+    assert all(not s.parts for s in m.segments)

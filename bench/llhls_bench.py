@@ -1,0 +1,335 @@
+"""LL-HLS benchmark: many clients in blocking playlist reload on one live stream.
+
+    python bench/llhls_bench.py [--clients 500] [--seconds 10] [--quick]
+
+A child process (pinned to ``--server-cpu``) runs the hub, the LL-HLS service and the aiohttp
+front end on uvloop, with a paced publisher pushing a generated 30 fps H.264 (1 s GoPs) + AAC
+stream into the hub in real time. This process (pinned to ``--client-cpu``) runs N aiohttp
+clients that behave like hls.js in low-latency mode: each asks for the preload-hinted part with
+``_HLS_msn``/``_HLS_part`` and asks again as soon as the answer arrives.
+
+Measured over the window, after every client has had its first answer:
+- server CPU (utime+stime of the child, % of one core) and client CPU;
+- answer delay, server side: from the moment a part completes (the muxer's change callback) to
+  the response of each request that was waiting for it being written (p50/p99/max);
+- fan-out spread, client side: for each part, receive time of each client that was already
+  waiting minus the first client's (includes this process's own lag in reading 500 answers);
+- publish-to-part: from the push of a part's last video frame (and from the push of the frame
+  that closes it) into the hub to the part being servable.
+
+Prints a table; writes bench/out/llhls_bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import json
+import multiprocessing as mp
+import os
+import platform
+import re
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+OUT_DIR = os.path.join(ROOT, "bench", "out")
+PATH = "live/bench"
+TARGET_P99_MS = 20.0
+HINT = re.compile(rb'PRELOAD-HINT:TYPE=PART,URI="seg(\d+)\.p(\d+)\.m4s"')
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+# ---------------------------------------------------------------- server (child process)
+
+def serve(conn, cpu: int | None, part_target: float) -> None:
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    import uvloop
+
+    uvloop.run(_serve(conn, part_target))
+
+
+async def _serve(conn, part_target: float) -> None:
+    from fixtures.media import encode_audio, encode_video
+    from rtmpgop.channels import Hub
+    from rtmpgop.codecs import make_config
+    from rtmpgop.config import Config
+    from rtmpgop.io import hls_http, http_server
+    from rtmpgop.media import VIDEO_CLOCK, AccessUnit, Codec, Track
+
+    loop = asyncio.get_running_loop()
+    cfg = Config(hls_part_target=part_target, hls_target_duration=2)
+    vs = encode_video("h264", frames=240, fps=30, gop=30, bframes=False, width=640, height=360)
+    as_ = encode_audio("aac", seconds=8.0)
+    v = Track(0, make_config(Codec.H264, vs.config), VIDEO_CLOCK)
+    a = Track(1, make_config(Codec.AAC, as_.config), 48000)
+    items = sorted([(p.dts / VIDEO_CLOCK, AccessUnit(0, p.dts, p.pts, p.keyframe, p.data)) for p in vs.packets]
+                   + [(k * 1024 / 48000, AccessUnit(1, k * 1024, k * 1024, True, p.data))
+                      for k, p in enumerate(as_.packets[:375])], key=lambda x: x[0])
+
+    hub = Hub()
+    svc = hls_http.LLHLSService(hub, cfg)
+    answer_delays: list[float] = []
+    state = {"measure": False}
+    push_times: list[tuple[int, float]] = []  # (video dts, loop time), ascending
+    part_lat: list[tuple[float, float]] = []  # (last frame -> servable, closing frame -> servable)
+    seen: set[tuple[int, int]] = set()
+
+    orig_changed = svc._changed
+
+    clock = time.perf_counter  # uvloop's loop.time() has only millisecond resolution
+
+    def changed(cm):
+        now = clock()
+        orig_changed(cm)
+        for seg in cm.muxer.segments:
+            end = seg.start
+            for p in seg.parts:
+                end += p.duration
+                key = (seg.msn, p.index)
+                if key in seen:
+                    continue
+                seen.add(key)
+                end_ticks = round(end * VIDEO_CLOCK)
+                i = bisect.bisect_left(push_times, (end_ticks, -1.0))
+                if state["measure"] and 0 < i < len(push_times) and push_times[i][0] == end_ticks:
+                    part_lat.append((now - push_times[i - 1][1], now - push_times[i][1]))
+    svc._changed = changed
+    svc.manager.on_change = changed
+
+    lst = await http_server.start(hub, cfg, "127.0.0.1", 0, setups=[hls_http.setup(svc)])
+
+    async def publish():
+        ch = hub.publish(PATH, "bench")
+        ch.set_tracks([v, a])
+        t0 = loop.time()
+        cycle = 0
+        while True:
+            for t, au in items:
+                delay = t0 + cycle * 8 + t - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                off = cycle * 8 * (VIDEO_CLOCK if au.track == 0 else 48000)
+                ch.push(AccessUnit(au.track, au.dts + off, au.pts + off, au.keyframe, au.payload))
+                if au.track == 0:
+                    push_times.append((au.dts + off, clock()))
+                    if len(push_times) > 600:
+                        del push_times[:300]
+            cycle += 1
+
+    pub = asyncio.ensure_future(publish())
+    conn.send(lst.port)
+    cmd = asyncio.Event()
+    got: list[str] = []
+
+    def reader():
+        got.append(conn.recv())
+        loop.call_soon_threadsafe(cmd.set)
+    loop.run_in_executor(None, reader)
+    while True:
+        await cmd.wait()
+        cmd.clear()
+        what = got.pop()
+        if what == "start":
+            state["measure"] = True
+            svc.answer_log = answer_delays
+            fast0, answered0 = svc.fast_answers, svc.answered
+            part_lat.clear()
+            conn.send(("cpu", cpu_seconds()))
+            loop.run_in_executor(None, reader)
+        else:
+            svc.answer_log = None
+            conn.send({"cpu": cpu_seconds(), "answer_delays": answer_delays,
+                       "fast": svc.fast_answers - fast0, "slow": svc.answered - answered0 - (svc.fast_answers - fast0),
+                       "part_latency": part_lat, "answered": svc.answered, "timeouts": svc.timeouts})
+            break
+    pub.cancel()
+    await svc.close()
+    await lst.close()
+
+
+# ---------------------------------------------------------------- clients
+
+async def run_clients(port: int, n: int, warmup: float, seconds: float, conn,
+                      profile: str | None = None, server_pid: int = 0) -> dict:
+    import subprocess
+
+    import aiohttp
+
+    url = f"http://127.0.0.1:{port}/{PATH}/media.m3u8"
+    stop = asyncio.Event()
+    measuring = asyncio.Event()
+    first_rx: dict[tuple[int, int], float] = {}
+    spreads: list[float] = []
+    counts = {"answers": 0, "errors": 0}
+    joined = [0]
+
+    async def client(session):
+        async with session.get(url) as r:
+            body = await r.read()
+        joined[0] += 1
+        while not stop.is_set():
+            m = HINT.search(body)
+            if m is None:
+                async with session.get(url) as r:
+                    body = await r.read()
+                continue
+            key = (int(m[1]), int(m[2]))
+            asked = time.time()
+            try:
+                async with session.get(f"{url}?_HLS_msn={key[0]}&_HLS_part={key[1]}") as r:
+                    body = await r.read()
+                    status = r.status
+            except aiohttp.ClientError:
+                counts["errors"] += 1
+                continue
+            now = time.time()
+            if status != 200:
+                counts["errors"] += 1
+                continue
+            if measuring.is_set():
+                counts["answers"] += 1
+                f = first_rx.setdefault(key, now)
+                if asked < f or f == now:  # this client was waiting when the part came
+                    spreads.append(now - f)
+
+    conn_ = aiohttp.TCPConnector(limit=0, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=conn_, timeout=timeout, auto_decompress=False,
+                                     headers={"Accept-Encoding": "identity"}) as session:
+        tasks = [asyncio.ensure_future(client(session)) for _ in range(n)]
+        t_join = time.monotonic()
+        while joined[0] < n and time.monotonic() - t_join < 30:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(warmup)
+        conn.send("start")
+        _, server_cpu0 = conn.recv()
+        cpu0, t0 = cpu_seconds(), time.monotonic()
+        prof = None
+        if profile:
+            prof = subprocess.Popen(
+                [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid",
+                 str(server_pid), "--duration", str(int(seconds)), "--rate", "250", "--nonblocking",
+                 "--format", "raw", "--output", profile],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        measuring.set()
+        await asyncio.sleep(seconds)
+        measuring.clear()
+        wall = time.monotonic() - t0
+        cpu1 = cpu_seconds()
+        conn.send("stop")
+        server = conn.recv()
+        stop.set()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if prof is not None:
+            prof.wait(timeout=30)
+    return {"wall": wall, "client_cpu": (cpu1 - cpu0) / wall * 100,
+            "server_cpu": (server["cpu"] - server_cpu0) / wall * 100,
+            "spreads": spreads, "parts": len(first_rx), "joined": joined[0], **counts, "server": server}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--clients", type=int, default=500)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--warmup", type=float, default=3.0)
+    ap.add_argument("--part-target", type=float, default=0.2)
+    ap.add_argument("--server-cpu", type=int, default=0)
+    ap.add_argument("--client-cpu", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="100 clients, 4 s")
+    ap.add_argument("--profile", metavar="FILE",
+                    help="py-spy the server during the window (collapsed stacks to FILE)")
+    args = ap.parse_args()
+    if args.quick:
+        args.clients, args.seconds, args.warmup = 100, 4.0, 2.0
+    ncpu = os.cpu_count() or 1
+    server_cpu = args.server_cpu if args.server_cpu < ncpu else None
+    client_cpu = args.client_cpu if args.client_cpu < ncpu else None
+
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=serve, args=(child, server_cpu, args.part_target), daemon=True)
+    proc.start()
+    port = parent.recv()
+    if client_cpu is not None:
+        os.sched_setaffinity(0, {client_cpu})
+    import uvloop
+
+    res = uvloop.run(run_clients(port, args.clients, args.warmup, args.seconds, parent,
+                                 args.profile, proc.pid))
+    proc.join(10)
+
+    srv = res["server"]
+    delays = [d * 1000 for d in srv["answer_delays"]]
+    spreads = [s * 1000 for s in res["spreads"]]
+    last = [a * 1000 for a, _ in srv["part_latency"]]
+    closing = [b * 1000 for _, b in srv["part_latency"]]
+    summary = {
+        "clients": args.clients, "seconds": round(res["wall"], 2), "part_target": args.part_target,
+        "parts": res["parts"], "answers": res["answers"], "errors": res["errors"],
+        "server_timeouts": srv["timeouts"], "fast_answers": srv["fast"], "slow_answers": srv["slow"],
+        "answers_per_s": round(res["answers"] / res["wall"], 1),
+        "server_cpu_pct": round(res["server_cpu"], 1), "client_cpu_pct": round(res["client_cpu"], 1),
+        "answer_delay_ms": {"p50": round(pct(delays, 0.5), 2), "p99": round(pct(delays, 0.99), 2),
+                            "max": round(max(delays, default=float("nan")), 2), "n": len(delays)},
+        "client_spread_ms": {"p50": round(pct(spreads, 0.5), 2), "p99": round(pct(spreads, 0.99), 2),
+                             "max": round(max(spreads, default=float("nan")), 2)},
+        "publish_to_part_ms": {
+            "last_frame_p50": round(pct(last, 0.5), 2), "last_frame_p99": round(pct(last, 0.99), 2),
+            "closing_frame_p50": round(pct(closing, 0.5), 2),
+            "closing_frame_p99": round(pct(closing, 0.99), 2), "n": len(last)},
+        "target_p99_ms": TARGET_P99_MS,
+        "machine": f"{platform.machine()} {ncpu} CPU, Python {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
+    d, s, p = summary["answer_delay_ms"], summary["client_spread_ms"], summary["publish_to_part_ms"]
+    rows = [
+        ("clients in blocking reload", f"{args.clients} (joined {res['joined']})"),
+        ("answers / s (parts seen)", f"{summary['answers_per_s']} ({res['parts']})"),
+        ("errors / server 503s", f"{res['errors']} / {srv['timeouts']}"),
+        ("answers by fast path / ordinary path", f"{srv['fast']} / {srv['slow']}"),
+        ("server CPU (% of one core)", f"{summary['server_cpu_pct']}"),
+        ("client CPU (% of one core)", f"{summary['client_cpu_pct']}"),
+        ("part complete -> answer prepared, p50/p99/max ms",
+         f"{d['p50']} / {d['p99']} / {d['max']}  (target p99 <= {TARGET_P99_MS})"),
+        ("client receive spread per part, p50/p99/max ms", f"{s['p50']} / {s['p99']} / {s['max']}"),
+        ("publish last frame -> part servable, p50/p99 ms", f"{p['last_frame_p50']} / {p['last_frame_p99']}"),
+        ("publish closing frame -> part servable, p50/p99 ms",
+         f"{p['closing_frame_p50']} / {p['closing_frame_p99']}"),
+    ]
+    w = max(len(r[0]) for r in rows)
+    print(f"\nLL-HLS blocking reload, {args.clients} clients, {summary['seconds']} s, "
+          f"PART-TARGET {args.part_target} s, {summary['machine']}")
+    for k, val in rows:
+        print(f"  {k:<{w}}  {val}")
+    if args.profile and os.path.exists(args.profile):
+        from bench.rtmp_bench import profile_summary
+
+        print(profile_summary(args.profile, top=30))
+    os.makedirs(OUT_DIR, exist_ok=True)
+    with open(os.path.join(OUT_DIR, "llhls_bench.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return 0 if d["p99"] <= TARGET_P99_MS else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
