@@ -178,9 +178,10 @@ class ClientConnection:
             self._next_rr = now + RR_INTERVAL
 
     def receiver_reports(self, now: float) -> list[tuple[int, bytes]]:
-        """(track id, RTCP RR+SDES) per receiving track; send them yourself over UDP."""
+        """(track id, RTCP RR+SDES) per receiving track; send them yourself over UDP.
+        Before any RTP arrived the RR has no report block: it still keeps cameras happy."""
         return [(self.tracks[i].id, rx.receiver_report(now))
-                for i, rx in self._receivers.items() if rx.ssrc is not None]
+                for i, rx in self._receivers.items()]
 
     def close(self) -> None:
         """Queue TEARDOWN (if a session exists); a Teardown event follows its answer."""
