@@ -277,7 +277,7 @@ def tables(results: list[dict], scenarios: list[str], servers: list[str]) -> str
                 f"{r['join_p50_ms']:.0f} / {r['join_p95_ms']:.0f}"
 
         def rss(r):
-            return _f(r and r["rss_peak_kb"] / 1024, "{:.0f}")
+            return _f(r["rss_peak_kb"] / 1024 if r and "rss_peak_kb" in r else None, "{:.0f}")
 
         def exact(r):
             return _f(r and r.get("exact_pct"), "{:.0f}")
