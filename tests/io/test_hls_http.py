@@ -118,7 +118,7 @@ def test_playlists_media_and_decode_identical(media):
     init = next(u for u in blobs if u.startswith("init"))
     stream = blobs[init] + b"".join(blobs[n] for n, _ in segs)
     with av.open(io.BytesIO(stream), "r") as c:
-        got = [(f.pts, bytes(f.planes[0])) for f in c.decode(video=0)]
+        got = [(f.pts, f.to_ndarray().tobytes()) for f in c.decode(video=0)]
     # a direct decode of the same access units
     cc = av.CodecContext.create("h264", "r")
     cc.extradata = vs.config
@@ -126,8 +126,8 @@ def test_playlists_media_and_decode_identical(media):
     for p in vs.packets[:60]:
         pkt = av.Packet(p.data)
         pkt.pts, pkt.dts = p.pts, p.dts
-        want += [(f.pts, bytes(f.planes[0])) for f in cc.decode(pkt)]
-    want += [(f.pts, bytes(f.planes[0])) for f in cc.decode(None)]
+        want += [(f.pts, f.to_ndarray().tobytes()) for f in cc.decode(pkt)]
+    want += [(f.pts, f.to_ndarray().tobytes()) for f in cc.decode(None)]
     assert len(got) == 60
     assert [g[1] for g in got] == [w[1] for w in sorted(want)]  # bit-identical pictures
 
@@ -263,3 +263,47 @@ def test_player_page_and_hls_js():
     assert page[0] == 200 and page[1].startswith("text/html")
     assert "live/cam1" in page[2] and "/_static/hls.min.js" in page[2] and "index.m3u8" in page[2]
     assert js[0] == 200 and js[1] == "application/javascript" and js[2] > 100_000
+
+
+@pytest.mark.parametrize("vcodec,acodec,vtag,atag", [
+    ("hevc", "opus", r"hvc1\.[^,]+", "opus"),
+    ("av1", "aac", r"av01\.[^,]+", r"mp4a\.40\.2"),
+])
+def test_hevc_av1_opus_over_http_decode_identical(vcodec, acodec, vtag, atag):
+    vs = encode_video(vcodec, frames=30, fps=30, gop=15, bframes=False, width=160, height=120)
+    as_ = encode_audio(acodec, seconds=1.0, rate=48000)
+    codec = {"hevc": Codec.H265, "av1": Codec.AV1}[vcodec]
+    v = Track(0, make_config(codec, vs.config), VIDEO_CLOCK)
+    a = Track(1, make_config(Codec.OPUS if acodec == "opus" else Codec.AAC, as_.config), 48000)
+    aus = sorted([(p.dts / VIDEO_CLOCK, AccessUnit(0, p.dts, p.pts, p.keyframe, p.data)) for p in vs.packets]
+                 + [(p.dts / 48000, AccessUnit(1, p.dts, p.pts, True, p.data)) for p in as_.packets],
+                 key=lambda x: x[0])
+
+    async def body(srv, s):
+        ch = srv.hub.publish("live/x", "pub")
+        ch.set_tracks([v, a])
+        for _, au in aus:
+            ch.push(au)
+        await drained()
+        async with s.get(srv.base + "/live/x/index.m3u8") as r:
+            mv = await r.text()
+        async with s.get(srv.base + "/live/x/media.m3u8") as r:
+            text = await r.text()
+        init = re.search(r'#EXT-X-MAP:URI="([^"]+)"', text)[1]
+        blob = b""
+        for u in [init] + re.findall(r"^(seg\d+\.m4s)$", text, re.M):
+            async with s.get(f"{srv.base}/live/x/{u}") as r:
+                blob += await r.read()
+        return mv, blob
+
+    mv, blob = run(body)
+    assert re.search(rf'CODECS="{vtag},{atag}",RESOLUTION=160x120', mv), mv
+    with av.open(io.BytesIO(blob), "r") as c:
+        got = [f.to_ndarray().tobytes() for f in c.decode(video=0)]
+    cc = av.CodecContext.create(vs.codec if vcodec != "av1" else "libdav1d", "r")
+    cc.extradata = vs.config
+    want = []
+    for p in vs.packets[:15]:  # the first segment (one GoP of 15 frames)
+        want += [f.to_ndarray().tobytes() for f in cc.decode(av.Packet(p.data))]
+    want += [f.to_ndarray().tobytes() for f in cc.decode(None)]
+    assert len(got) == 15 and got == want
