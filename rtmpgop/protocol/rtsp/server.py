@@ -471,6 +471,9 @@ class ServerConnection:
         if not self._auth(req, self._mode_auth()):
             return
         self._respond(req, 200)
+        if self.recording:  # hand over what the reorder buffers and DTS extractors hold
+            for rx in self._receivers.values():
+                self._emit_items(rx, rx.flush)
         self.closed = True
         self.playing = self.recording = False
         self._events.append(ev.Teardown("teardown"))
@@ -487,13 +490,15 @@ class ServerConnection:
         rx = self._receivers.get(index)
         if rx is None or not self.recording:
             return  # play mode: RTCP receiver reports only refresh the session
+        if is_rtcp:
+            self._emit_items(rx, lambda: (rx.receive_rtcp(data, now or 0.0), [])[1])
+        elif len(data) > 12:  # 12 bytes: FFmpeg's UDP "punch" packet, a bare RTP header
+            self._emit_items(rx, lambda: rx.receive_rtp(data, now))
+
+    def _emit_items(self, rx: TrackReceiver, produce) -> None:
+        """Run ``produce()`` (a receiver call) and queue its tracks/units as events."""
         try:
-            if is_rtcp:
-                rx.receive_rtcp(data, now or 0.0)
-                return
-            if len(data) <= 12:
-                return  # FFmpeg's UDP "punch" packet: a bare RTP header
-            items = rx.receive_rtp(data, now)
+            items = produce()
         except ProtocolError as e:
             self._events.append(ev.MediaError(rx.track.id, e))
             return
