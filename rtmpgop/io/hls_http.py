@@ -43,6 +43,7 @@ from aiohttp import HttpVersion11, web
 from rtmpgop.channels import InvalidPath, normalize_path
 from rtmpgop.config import Config
 from rtmpgop.io.http_server import CORS_HEADERS, RouteSetup, web_asset
+from rtmpgop.media import Statistics
 from rtmpgop.segmenter.llhls import PlaylistRequestError, Readiness
 from rtmpgop.segmenter.playlist import MEDIA_PLAYLIST, PlaylistLayout
 from rtmpgop.subscribers.llhls import ChannelMuxer, LLHLSManager
@@ -213,6 +214,12 @@ class LLHLSService:
                 self._bodies.clear()
             self._bodies[key] = body
         return body
+
+    def statistics(self) -> Statistics:
+        """Muxers, held requests, answers (fast path included) and 503s."""
+        base = self.manager.statistics()
+        return Statistics(extra=(*base.extra, ("answered", self.answered),
+                                 ("fast_answers", self.fast_answers), ("timeouts", self.timeouts)))
 
     async def close(self) -> None:
         self._sweeper.cancel()

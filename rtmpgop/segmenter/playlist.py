@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from rtmpgop.errors import ConfigError
 from rtmpgop.media import Codec, CodecConfig, Track
 
 PLAYLIST_VERSION = 9
@@ -30,6 +31,10 @@ MEDIA_PLAYLIST = "media.m3u8"
 
 DEFAULT_BANDWIDTH = 1_000_000
 """BANDWIDTH announced before a whole segment has been measured (the attribute is required)."""
+
+MIN_PART_TARGET = 0.05
+"""Shortest PART-TARGET accepted: one or two frames at 30 fps. Parts below ~200 ms are already
+unstable in players (MediaMTX PR #938); shorter only multiplies requests."""
 
 
 def init_uri(n: int) -> str:
@@ -55,6 +60,15 @@ class PlaylistLayout:
     target_duration: int = 2
     part_target: float = 0.2
     window: int = 7
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.target_duration, int) or self.target_duration < 1:
+            raise ConfigError("hls_target_duration", f"must be a whole number >= 1, got {self.target_duration!r}")
+        if not MIN_PART_TARGET <= self.part_target <= self.target_duration:
+            raise ConfigError("hls_part_target", f"must lie in [{MIN_PART_TARGET}, "
+                              f"hls_target_duration], got {self.part_target!r}")
+        if self.window < 1:
+            raise ConfigError("hls_window_segments", f"must be >= 1, got {self.window!r}")
 
     @property
     def part_hold_back(self) -> float:

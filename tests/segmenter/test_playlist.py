@@ -185,3 +185,18 @@ def test_multivariant_audio_only_and_query():
 ])
 def test_codec_string_fallbacks(config, expected):
     assert codec_string(config) == expected
+
+
+@pytest.mark.parametrize("kw,key", [
+    ({"target_duration": 0}, "hls_target_duration"),
+    ({"target_duration": 1.5}, "hls_target_duration"),
+    ({"part_target": 0.0}, "hls_part_target"),
+    ({"part_target": 3.0}, "hls_part_target"),
+    ({"window": 0}, "hls_window_segments"),
+])
+def test_layout_refuses_bad_configuration(kw, key):
+    from rtmpgop.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        PlaylistLayout(**kw)
+    assert e.value.key == key
