@@ -11,7 +11,8 @@ Read (ANNOUNCE from a publisher, DESCRIBE answer from a camera), per the digest 
   the track, but its depacketization is refused.
 - Opus (RFC 7587): ``opus/48000/2`` always; mono only when ``sprop-stereo=0``/``stereo=0`` is
   explicit (FFmpeg writes no fmtp for stereo Opus).
-- AV1 (``AV1/90000``): a track with an empty av1C; no depacketizer yet.
+- AV1 (``AV1/90000``, AOM AV1 RTP 7.2): the av1C is learned from the in-band sequence
+  header (the optional ``profile``/``level-idx``/``tier`` are informative only).
 A track whose configuration is not in the SDP has ``CodecConfig(codec)`` with an empty record;
 the depacketizer then learns it in-band and returns it with the first frame.
 
@@ -33,6 +34,7 @@ from rtmpgop.codecs.bits import BitReader
 from rtmpgop.errors import CodecError, SDPError, Unsupported
 from rtmpgop.media import VIDEO_CLOCK, Codec, CodecConfig, Track
 from rtmpgop.protocol.rtp.aac import AACDepacketizer, AACPacketizer, AUHeaderFormat
+from rtmpgop.protocol.rtp.av1 import AV1Depacketizer, AV1Packetizer
 from rtmpgop.protocol.rtp.h264 import H264Depacketizer, H264Packetizer
 from rtmpgop.protocol.rtp.h265 import H265Depacketizer, H265Packetizer
 from rtmpgop.protocol.rtp.opus import OpusDepacketizer, OpusPacketizer
@@ -150,12 +152,14 @@ def track_from_media(m: MediaDescription, track_id: int) -> Track:
 def depacketizer_for(m: MediaDescription, track: Track):
     """A depacketizer (``push(RTPPacket) -> list[Frame]``) for the track of media ``m``.
 
-    Raises ``Unsupported`` for formats without one (MP4A-LATM, AV1) and ``SDPError`` on bad
+    Raises ``Unsupported`` for formats without one (MP4A-LATM) and ``SDPError`` on bad
     RFC 3640 parameters.
     """
     cfg = track.config if track.config.record else None
     if track.codec is Codec.H264:
         return H264Depacketizer(cfg)
+    if track.codec is Codec.AV1:
+        return AV1Depacketizer(cfg)
     if track.codec is Codec.H265:
         return H265Depacketizer(cfg)
     if track.codec is Codec.OPUS:
@@ -183,6 +187,7 @@ def media_for_track(track: Track, control: str, payload_type: int | None = None
     """The SDP media section announcing ``track`` to a player.
 
     Raises ``Unsupported`` for codecs RTSP play does not carry (VP9, JPEG, WebP).
+    Clients that do not know AV1 over RTP (FFmpeg 5.1) skip such a media.
     """
     cfg = track.config
     pt = payload_type if payload_type is not None else DYNAMIC_PT.get(track.codec, 96)
@@ -206,6 +211,8 @@ def media_for_track(track: Track, control: str, payload_type: int | None = None
                     fmtp.append((key, base64.b64encode(arr[0]).decode()))
         return MediaDescription("video", 0, "RTP/AVP", pt, "H265", VIDEO_CLOCK,
                                 fmtp=tuple(fmtp), control=control)
+    if track.codec is Codec.AV1:
+        return MediaDescription("video", 0, "RTP/AVP", pt, "AV1", VIDEO_CLOCK, control=control)
     if track.codec is Codec.AAC:
         fmtp = (("streamtype", "5"), ("profile-level-id", "1"), ("mode", "AAC-hbr"),
                 ("sizelength", "13"), ("indexlength", "3"), ("indexdeltalength", "3"),
@@ -228,6 +235,8 @@ def packetizer_for(track: Track, payload_type: int, ssrc: int, **kw):
         return H264Packetizer(payload_type, ssrc, config=track.config, **kw)
     if track.codec is Codec.H265:
         return H265Packetizer(payload_type, ssrc, config=track.config, **kw)
+    if track.codec is Codec.AV1:
+        return AV1Packetizer(payload_type, ssrc, **kw)
     if track.codec is Codec.AAC:
         return AACPacketizer(payload_type, ssrc, **kw)
     if track.codec is Codec.OPUS:
