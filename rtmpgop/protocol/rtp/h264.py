@@ -15,7 +15,7 @@ from rtmpgop import codecs
 from rtmpgop.codecs import h264 as c264
 from rtmpgop.errors import CodecError, RTPError, Unsupported
 from rtmpgop.media import Codec, CodecConfig
-from rtmpgop.protocol.rtp.nal import NALDepacketizer, NALPacketizer, iter_lengths
+from rtmpgop.protocol.rtp.nal import NALDepacketizer, NALPacketizer
 
 STAP_A, STAP_B, MTAP16, MTAP24, FU_A, FU_B = 24, 25, 26, 27, 28, 29
 IDR, SPS, PPS, AUD = 5, 7, 8, 9
@@ -131,7 +131,7 @@ class H264Packetizer(NALPacketizer):
 
     def packetize(self, payload: bytes | memoryview, pts: int) -> list[bytes]:
         """Packets for one AVCC access unit at ``pts``. Raises ``CodecError`` on bad framing."""
-        nalus = iter_lengths(payload)
+        nalus = list(c264.iter_avcc(payload))
         if self._params and any(n[0] & 0x1F == IDR for n in nalus) and not any(
                 n[0] & 0x1F == SPS for n in nalus):
             nalus = [memoryview(p) for p in self._params] + nalus

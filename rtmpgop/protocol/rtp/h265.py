@@ -8,10 +8,11 @@ DONL/DOND fields (``sprop-max-don-diff`` > 0) are refused when the SDP is read
 from __future__ import annotations
 
 from rtmpgop import codecs
+from rtmpgop.codecs import h264 as c264
 from rtmpgop.codecs import h265 as c265
 from rtmpgop.errors import CodecError, RTPError, Unsupported
 from rtmpgop.media import Codec, CodecConfig
-from rtmpgop.protocol.rtp.nal import NALDepacketizer, NALPacketizer, iter_lengths
+from rtmpgop.protocol.rtp.nal import NALDepacketizer, NALPacketizer
 
 AP, FU, PACI = 48, 49, 50
 VPS, SPS, PPS = 32, 33, 34
@@ -110,7 +111,7 @@ class H265Packetizer(NALPacketizer):
 
     def packetize(self, payload: bytes | memoryview, pts: int) -> list[bytes]:
         """Packets for one access unit at ``pts``. Raises ``CodecError`` on bad framing."""
-        nalus = iter_lengths(payload)
+        nalus = list(c264.iter_avcc(payload))
         types = [(n[0] >> 1) & 0x3F for n in nalus]
         if self._params and any(t in IRAP for t in types) and SPS not in types:
             nalus = [memoryview(p) for p in self._params] + nalus

@@ -181,21 +181,3 @@ class NALPacketizer(Packetizer):
                 out.append(self._packet([prefix, fu, data[pos:pos + step]], pts,
                                         end and last_nal))
         return out
-
-
-def iter_lengths(payload: bytes | memoryview) -> list[memoryview]:
-    """NAL units of a 4-byte length-prefixed (AVCC) payload. Raises ``CodecError``."""
-    view = payload if isinstance(payload, memoryview) else memoryview(payload)
-    out = []
-    pos, end = 0, len(view)
-    while pos < end:
-        if pos + 4 > end:
-            raise CodecError("truncated NAL length prefix", offset=pos)
-        n = int.from_bytes(view[pos:pos + 4], "big")
-        pos += 4
-        if n > end - pos:
-            raise CodecError("NAL length past end of payload", offset=pos, nal_length=n)
-        if n:
-            out.append(view[pos:pos + n])
-        pos += n
-    return out

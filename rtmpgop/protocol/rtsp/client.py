@@ -39,7 +39,7 @@ from rtmpgop.protocol.rtsp.message import (
 from rtmpgop.protocol.rtsp.sdp import SessionDescription, format_sdp, parse_sdp, resolve_control
 from rtmpgop.protocol.rtsp.sdp_tracks import (
     DYNAMIC_PT, depacketizer_for, media_for_track, packetizer_for, track_from_media)
-from rtmpgop.protocol.rtsp.urls import parse_url
+from rtmpgop.protocol.rtsp.urls import parse_url, split_origin
 
 RR_INTERVAL = 5.0
 """Seconds between RTCP receiver reports: some cameras drop sessions that send none for
@@ -282,8 +282,7 @@ class ClientConnection:
         base = resp.headers.get("Content-Base") or resp.headers.get("Content-Location") \
             or self.url
         if "://" not in base:  # relative Content-Base ("/path/")
-            origin = self.url.split("://", 1)[0] + "://" + parse_url(self.url).host
-            base = origin + "/" + base.lstrip("/")
+            base = split_origin(self.url)[0] + "/" + base.lstrip("/")
         self.base_url = resolve_control(self.url, base)  # keeps our host (NAT)
         kept, media = [], []
         for m in sd.media:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rtmpgop.errors import LimitExceeded, SDPError
+from rtmpgop.protocol.rtsp.urls import split_origin
 
 MAX_SDP_MEDIA = 16
 """Media sections per description. Cameras announce 1-3 (video, audio, ONVIF metadata);
@@ -212,16 +213,6 @@ def format_sdp(s: SessionDescription) -> bytes:
     return ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
 
-def _split_url(url: str) -> tuple[str, str]:
-    """(scheme://host[:port], rest) of an absolute URL; credentials are dropped."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return "", url
-    host, slash, path = rest.partition("/")
-    host = host.rpartition("@")[2]
-    return f"{scheme}://{host}", slash + path
-
-
 def resolve_control(base: str, control: str | None) -> str:
     """The URL of a media (or the session) from the base URL and its ``a=control``.
 
@@ -232,11 +223,11 @@ def resolve_control(base: str, control: str | None) -> str:
     if control is None or control == "*" or control == "":
         return base
     if "://" in control:
-        origin, _ = _split_url(base)
-        _, rest = _split_url(control)
+        origin, _ = split_origin(base)
+        _, rest = split_origin(control)
         return origin + rest if origin else control
     if control.startswith("/"):
-        origin, _ = _split_url(base)
+        origin, _ = split_origin(base)
         return origin + control
     if control.startswith("?") or base.endswith("/"):
         return base + control

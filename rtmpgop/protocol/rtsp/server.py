@@ -25,6 +25,7 @@ the same connection is refused with 455.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 
 from rtmpgop.errors import ProtocolError, RTSPError, Unsupported
@@ -406,6 +407,8 @@ class ServerConnection:
             reply = hdr.Transport("TCP", interleaved=ch)
         else:
             reply = hdr.Transport("UDP", client_port=t.client_port, server_port=self.udp_ports)
+        if self.mode == "record":
+            reply = dataclasses.replace(reply, mode="record")
         old = self.setups.pop(index, None)
         if old is not None and old.channels:
             for c in old.channels:
@@ -417,7 +420,7 @@ class ServerConnection:
             self._by_channel[s.channels[1]] = (index, True)
         self.session_started = True
         self._respond(req, 200, [
-            ("Transport", reply.format() + (";mode=record" if self.mode == "record" else "")),
+            ("Transport", reply.format()),
             ("Session", hdr.Session(self.session_id, self.session_timeout).format())])
         track = self.tracks[index]
         if track is not None:

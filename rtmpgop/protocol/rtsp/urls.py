@@ -48,6 +48,17 @@ def parse_url(url: str) -> RTSPURL:
     return RTSPURL(scheme.lower(), host, path.strip("/"), query, user, pw)
 
 
+def split_origin(url: str) -> tuple[str, str]:
+    """(``scheme://host[:port]``, rest of the URL) of an absolute URL, credentials dropped;
+    ("", url) for a relative one. The rest keeps its slashes and query as written."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "", url
+    host, slash, path = rest.partition("/")
+    host = host.rpartition("@")[2]
+    return f"{scheme}://{host}", slash + path
+
+
 def request_path(url: str) -> tuple[str, str]:
     """(path, query) of a request URL; ``*`` and relative forms give ("", "")."""
     if url == "*" or "://" not in url:

@@ -1,14 +1,14 @@
 """AAC RFC 3640 depacketizer/packetizer (rtmpgop.protocol.rtp.aac) with real AAC frames."""
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from rtmpgop import codecs
 from rtmpgop.errors import ProtocolError, Unsupported
 from rtmpgop.media import Codec
 from rtmpgop.protocol.rtp.aac import AAC_LBR, AACDepacketizer, AACPacketizer, AUHeaderFormat
-from rtmpgop.protocol.rtp.packet import ReorderBuffer, RTPPacket, parse_rtp
+from rtmpgop.protocol.rtp.packet import RTPPacket, parse_rtp
 
 from .media_cache import audio
 

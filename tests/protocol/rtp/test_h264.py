@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from rtmpgop import codecs
 from rtmpgop.codecs import h264 as c264
-from rtmpgop.errors import LimitExceeded, ProtocolError, RTPError, Unsupported
+from rtmpgop.errors import LimitExceeded, ProtocolError, Unsupported
 from rtmpgop.media import Codec
 from rtmpgop.protocol.rtp import nal
 from rtmpgop.protocol.rtp.h264 import H264Depacketizer, H264Packetizer
@@ -80,8 +80,8 @@ def test_loss_drops_only_the_damaged_nal_unit(data):
         orig = by_pts[f.pts]
         if f.payload != orig:
             damaged += 1
-            got = [bytes(n) for n in nal.iter_lengths(f.payload)]
-            want = [bytes(n) for n in nal.iter_lengths(orig)]
+            got = [bytes(n) for n in c264.iter_avcc(f.payload)]
+            want = [bytes(n) for n in c264.iter_avcc(orig)]
             assert set(got) < set(want)
     assert damaged <= 1 and len(frames) >= len(s.packets) - 1
 
@@ -92,7 +92,7 @@ def test_in_band_parameter_sets_and_config_change():
     assert frames[0].keyframe and frames[0].config is not None
     assert c264.parse_avcc(frames[0].config.record).sps == c264.parse_avcc(cfg.record).sps
     assert frames[0].config.width == 320 and frames[0].config.height == 240
-    nals = [bytes(n) for n in nal.iter_lengths(frames[0].payload)]
+    nals = [bytes(n) for n in c264.iter_avcc(frames[0].payload)]
     assert [n[0] & 0x1F for n in nals[:2]] == [7, 8]
     assert all(f.config is None for f in frames[1:])
 
@@ -115,7 +115,7 @@ def test_stap_a_with_zero_padding():
     stap = b"\x18" + len(SPS).to_bytes(2, "big") + SPS + len(IDR).to_bytes(2, "big") + IDR + \
         b"\x00\x00"
     (f,) = dp.push(_pkt(stap))
-    assert [bytes(n) for n in nal.iter_lengths(f.payload)] == [SPS, IDR] and f.keyframe
+    assert [bytes(n) for n in c264.iter_avcc(f.payload)] == [SPS, IDR] and f.keyframe
 
 
 def test_fu_a_start_and_end_in_one_packet():  # CostarHD
@@ -127,7 +127,7 @@ def test_fu_a_start_and_end_in_one_packet():  # CostarHD
 def test_annexb_inside_single_nal_packet():
     dp = H264Depacketizer(_cfg())
     (f,) = dp.push(_pkt(b"\x00\x00\x00\x01" + PPS + b"\x00\x00\x01" + IDR))
-    assert [bytes(n) for n in nal.iter_lengths(f.payload)] == [PPS, IDR]
+    assert [bytes(n) for n in c264.iter_avcc(f.payload)] == [PPS, IDR]
 
 
 def test_fu_without_start_is_ignored_and_timestamp_change_flushes():

@@ -5,10 +5,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rtmpgop import codecs
+from rtmpgop.codecs import h264 as c264
 from rtmpgop.codecs import h265 as c265
 from rtmpgop.errors import ProtocolError, Unsupported
 from rtmpgop.media import Codec
-from rtmpgop.protocol.rtp import nal
 from rtmpgop.protocol.rtp.h265 import H265Depacketizer, H265Packetizer
 from rtmpgop.protocol.rtp.packet import ReorderBuffer, RTPPacket, parse_rtp
 
@@ -53,7 +53,7 @@ def test_in_band_parameter_sets():
     s, cfg, frames = _run(1200, with_params=True, sdp_config=False)
     assert frames[0].keyframe and frames[0].config is not None
     assert c265.parse_hvcc(frames[0].config.record).sps == c265.parse_hvcc(cfg.record).sps
-    types = [(n[0] >> 1) & 0x3F for n in nal.iter_lengths(frames[0].payload)]
+    types = [(n[0] >> 1) & 0x3F for n in c264.iter_avcc(frames[0].payload)]
     assert types[:3] == [32, 33, 34]
     assert len(frames) == len(s.packets)
 
@@ -64,7 +64,7 @@ def test_aggregation_packet_and_fu_headers():
     a, b = b"\x02\x01abc", b"\x26\x01" + b"x" * 10  # TRAIL_R, IDR_W_RADL
     ap = b"\x60\x01" + len(a).to_bytes(2, "big") + a + len(b).to_bytes(2, "big") + b
     (f,) = H265Depacketizer(cfg).push(RTPPacket(96, 1, 0, 1, ap, True))
-    assert [bytes(n) for n in nal.iter_lengths(f.payload)] == [a, b] and f.keyframe
+    assert [bytes(n) for n in c264.iter_avcc(f.payload)] == [a, b] and f.keyframe
     pk = H265Packetizer(96, 1, mtu=64)
     big = b"\x26\x01" + bytes(range(100))
     pkts = [parse_rtp(p) for p in pk.packetize(len(big).to_bytes(4, "big") + big, 0)]

@@ -1,9 +1,7 @@
 """RTP header parse/write, unwrapping, reorder buffer (rtmpgop.protocol.rtp.packet)."""
 
-import struct
-
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from rtmpgop.errors import ProtocolError, RTPError

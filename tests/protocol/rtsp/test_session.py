@@ -3,8 +3,8 @@
 import pytest
 
 from rtmpgop import codecs
+from rtmpgop.codecs import h264 as c264
 from rtmpgop.media import AccessUnit, Codec, Track
-from rtmpgop.protocol.rtp import nal
 from rtmpgop.protocol.rtsp import events as ev
 from rtmpgop.protocol.rtsp.auth import ServerAuth
 from rtmpgop.protocol.rtsp.client import ClientConnection
@@ -28,7 +28,7 @@ def _units(v, a):
 
 
 def _without_params(payload):
-    return b"".join(len(n).to_bytes(4, "big") + bytes(n) for n in nal.iter_lengths(payload)
+    return b"".join(len(n).to_bytes(4, "big") + bytes(n) for n in c264.iter_avcc(payload)
                     if n[0] & 0x1F not in (7, 8))
 
 
