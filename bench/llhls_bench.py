@@ -58,15 +58,15 @@ def pct(values: list[float], q: float) -> float:
 
 # ---------------------------------------------------------------- server (child process)
 
-def serve(conn, cpu: int | None, part_target: float) -> None:
+def serve(conn, cpu: int | None, part_target: float, gc_mode: str) -> None:
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     import uvloop
 
-    uvloop.run(_serve(conn, part_target))
+    uvloop.run(_serve(conn, part_target, gc_mode))
 
 
-async def _serve(conn, part_target: float) -> None:
+async def _serve(conn, part_target: float, gc_mode: str) -> None:
     from fixtures.media import encode_audio, encode_video
     from rtmpgop.channels import Hub
     from rtmpgop.codecs import make_config
@@ -135,6 +135,20 @@ async def _serve(conn, part_target: float) -> None:
             cycle += 1
 
     pub = asyncio.ensure_future(publish())
+    import gc
+    if gc_mode == "freeze":  # what rtmpgop.app.serve does after start-up
+        gc.freeze()
+    elif gc_mode == "off":
+        gc.disable()
+    gc_pauses: list[tuple[int, float, int]] = []  # (generation, seconds, collected)
+    gc_t = [0.0]
+
+    def on_gc(phase, info):
+        if phase == "start":
+            gc_t[0] = time.perf_counter()
+        elif state["measure"]:
+            gc_pauses.append((info["generation"], time.perf_counter() - gc_t[0], info["collected"]))
+    gc.callbacks.append(on_gc)
     conn.send(lst.port)
     cmd = asyncio.Event()
     got: list[str] = []
@@ -158,7 +172,7 @@ async def _serve(conn, part_target: float) -> None:
             svc.answer_log = None
             conn.send({"cpu": cpu_seconds(), "answer_delays": answer_delays,
                        "fast": svc.fast_answers - fast0, "slow": svc.answered - answered0 - (svc.fast_answers - fast0),
-                       "part_latency": part_lat, "answered": svc.answered, "timeouts": svc.timeouts})
+                       "part_latency": part_lat, "gc": gc_pauses, "gc_objects": len(gc.get_objects()), "answered": svc.answered, "timeouts": svc.timeouts})
             break
     pub.cancel()
     await svc.close()
@@ -167,84 +181,120 @@ async def _serve(conn, part_target: float) -> None:
 
 # ---------------------------------------------------------------- clients
 
+class _State:
+    def __init__(self) -> None:
+        self.joined = 0
+        self.answers = 0
+        self.errors = 0
+        self.measuring = False
+        self.stop = False
+        self.first_rx: dict[tuple[int, int], float] = {}
+        self.spreads: list[float] = []
+
+
+CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
+
+
+class RawClient(asyncio.Protocol):
+    """One hls.js-like client on its own keep-alive connection, in plain HTTP/1.1 over a
+    Protocol: a full aiohttp client costs ~4x more CPU per request, and on a 2-core machine the
+    clients' own lag would then be most of what is measured."""
+
+    def __init__(self, state: _State, target: str) -> None:
+        self.state = state
+        self.target = target
+        self.buf = bytearray()
+        self.key: tuple[int, int] | None = None
+        self.asked = 0.0
+        self.joined = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.get(None)
+
+    def get(self, key: tuple[int, int] | None) -> None:
+        q = "" if key is None else f"?_HLS_msn={key[0]}&_HLS_part={key[1]}"
+        self.key, self.asked = key, time.time()
+        self.transport.write(f"GET {self.target}{q} HTTP/1.1\r\nHost: bench\r\n"
+                             "Accept-Encoding: identity\r\n\r\n".encode())
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            m = CONTENT_LENGTH.search(self.buf, 0, end + 2)
+            n = int(m[1]) if m else 0
+            if len(self.buf) < end + 4 + n:
+                return
+            status = int(self.buf[9:12])
+            body = bytes(self.buf[end + 4:end + 4 + n])
+            del self.buf[:end + 4 + n]
+            self.answered(status, body)
+
+    def answered(self, status: int, body: bytes) -> None:
+        now = time.time()
+        st = self.state
+        if not self.joined:
+            self.joined = True
+            st.joined += 1
+        if status != 200:
+            st.errors += 1
+        elif self.key is not None and st.measuring:
+            st.answers += 1
+            f = st.first_rx.setdefault(self.key, now)
+            if self.asked < f or f == now:  # this client was waiting when the part came
+                st.spreads.append(now - f)
+        if st.stop:
+            self.transport.close()
+            return
+        m = HINT.search(body)
+        self.get((int(m[1]), int(m[2])) if m else None)
+
+
 async def run_clients(port: int, n: int, warmup: float, seconds: float, conn,
                       profile: str | None = None, server_pid: int = 0) -> dict:
     import subprocess
 
-    import aiohttp
-
-    url = f"http://127.0.0.1:{port}/{PATH}/media.m3u8"
-    stop = asyncio.Event()
-    measuring = asyncio.Event()
-    first_rx: dict[tuple[int, int], float] = {}
-    spreads: list[float] = []
-    counts = {"answers": 0, "errors": 0}
-    joined = [0]
-
-    async def client(session):
-        async with session.get(url) as r:
-            body = await r.read()
-        joined[0] += 1
-        while not stop.is_set():
-            m = HINT.search(body)
-            if m is None:
-                async with session.get(url) as r:
-                    body = await r.read()
-                continue
-            key = (int(m[1]), int(m[2]))
-            asked = time.time()
-            try:
-                async with session.get(f"{url}?_HLS_msn={key[0]}&_HLS_part={key[1]}") as r:
-                    body = await r.read()
-                    status = r.status
-            except aiohttp.ClientError:
-                counts["errors"] += 1
-                continue
-            now = time.time()
-            if status != 200:
-                counts["errors"] += 1
-                continue
-            if measuring.is_set():
-                counts["answers"] += 1
-                f = first_rx.setdefault(key, now)
-                if asked < f or f == now:  # this client was waiting when the part came
-                    spreads.append(now - f)
-
-    conn_ = aiohttp.TCPConnector(limit=0, force_close=False)
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(connector=conn_, timeout=timeout, auto_decompress=False,
-                                     headers={"Accept-Encoding": "identity"}) as session:
-        tasks = [asyncio.ensure_future(client(session)) for _ in range(n)]
-        t_join = time.monotonic()
-        while joined[0] < n and time.monotonic() - t_join < 30:
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(warmup)
-        conn.send("start")
-        _, server_cpu0 = conn.recv()
-        cpu0, t0 = cpu_seconds(), time.monotonic()
-        prof = None
-        if profile:
-            prof = subprocess.Popen(
-                [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid",
-                 str(server_pid), "--duration", str(int(seconds)), "--rate", "250", "--nonblocking",
-                 "--format", "raw", "--output", profile],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        measuring.set()
-        await asyncio.sleep(seconds)
-        measuring.clear()
-        wall = time.monotonic() - t0
-        cpu1 = cpu_seconds()
-        conn.send("stop")
-        server = conn.recv()
-        stop.set()
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if prof is not None:
-            prof.wait(timeout=30)
+    loop = asyncio.get_running_loop()
+    st = _State()
+    target = f"/{PATH}/media.m3u8"
+    transports = []
+    for _ in range(n):
+        tr, _ = await loop.create_connection(lambda: RawClient(st, target), "127.0.0.1", port)
+        transports.append(tr)
+    t_join = time.monotonic()
+    while st.joined < n and time.monotonic() - t_join < 30:
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(warmup)
+    conn.send("start")
+    _, server_cpu0 = conn.recv()
+    cpu0, t0 = cpu_seconds(), time.monotonic()
+    prof = None
+    if profile:
+        prof = subprocess.Popen(
+            [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid",
+             str(server_pid), "--duration", str(int(seconds)), "--rate", "250", "--nonblocking",
+             "--format", "raw", "--output", profile],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    st.measuring = True
+    await asyncio.sleep(seconds)
+    st.measuring = False
+    wall = time.monotonic() - t0
+    cpu1 = cpu_seconds()
+    conn.send("stop")
+    server = conn.recv()
+    st.stop = True
+    for tr in transports:
+        tr.close()
+    if prof is not None:
+        prof.wait(timeout=30)
     return {"wall": wall, "client_cpu": (cpu1 - cpu0) / wall * 100,
             "server_cpu": (server["cpu"] - server_cpu0) / wall * 100,
-            "spreads": spreads, "parts": len(first_rx), "joined": joined[0], **counts, "server": server}
+            "spreads": st.spreads, "parts": len(st.first_rx), "joined": st.joined,
+            "answers": st.answers, "errors": st.errors, "server": server}
 
 
 def main() -> int:
@@ -255,6 +305,9 @@ def main() -> int:
     ap.add_argument("--part-target", type=float, default=0.2)
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--client-cpu", type=int, default=1)
+    ap.add_argument("--gc", choices=["freeze", "default", "off"], default="freeze",
+                    help="server GC: gc.freeze() after start-up as rtmpgop.app.serve does "
+                         "(default), CPython defaults, or disabled (to measure GC pauses)")
     ap.add_argument("--quick", action="store_true", help="100 clients, 4 s")
     ap.add_argument("--profile", metavar="FILE",
                     help="py-spy the server during the window (collapsed stacks to FILE)")
@@ -267,7 +320,7 @@ def main() -> int:
 
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=serve, args=(child, server_cpu, args.part_target), daemon=True)
+    proc = ctx.Process(target=serve, args=(child, server_cpu, args.part_target, args.gc), daemon=True)
     proc.start()
     port = parent.recv()
     if client_cpu is not None:
@@ -285,6 +338,7 @@ def main() -> int:
     closing = [b * 1000 for _, b in srv["part_latency"]]
     summary = {
         "clients": args.clients, "seconds": round(res["wall"], 2), "part_target": args.part_target,
+        "gc": args.gc,
         "parts": res["parts"], "answers": res["answers"], "errors": res["errors"],
         "server_timeouts": srv["timeouts"], "fast_answers": srv["fast"], "slow_answers": srv["slow"],
         "answers_per_s": round(res["answers"] / res["wall"], 1),
@@ -316,9 +370,20 @@ def main() -> int:
         ("publish closing frame -> part servable, p50/p99 ms",
          f"{p['closing_frame_p50']} / {p['closing_frame_p99']}"),
     ]
+    gcs = srv["gc"]
+    for gen in (0, 1, 2):
+        ms = [g[1] * 1000 for g in gcs if g[0] == gen]
+        if ms:
+            rows.append((f"GC gen{gen}: count, max ms", f"{len(ms)}, {max(ms):.1f}"))
+    rows.append(("GC-tracked objects at the end", str(srv["gc_objects"])))
+    summary["gc_pauses"] = {f"gen{gen}": {"count": sum(1 for g in gcs if g[0] == gen),
+                                   "max_ms": round(max((g[1] * 1000 for g in gcs if g[0] == gen), default=0), 2)}
+                     for gen in (0, 1, 2)}
     w = max(len(r[0]) for r in rows)
+    load = os.getloadavg()[0]
+    summary["load1"] = round(load, 2)
     print(f"\nLL-HLS blocking reload, {args.clients} clients, {summary['seconds']} s, "
-          f"PART-TARGET {args.part_target} s, {summary['machine']}")
+          f"PART-TARGET {args.part_target} s, GC {args.gc}, {summary['machine']}, load {load:.2f}")
     for k, val in rows:
         print(f"  {k:<{w}}  {val}")
     if args.profile and os.path.exists(args.profile):
