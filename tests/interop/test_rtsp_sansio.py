@@ -11,6 +11,7 @@ Port 0, deadlines, no bare sleeps.
 
 from __future__ import annotations
 
+import selectors
 import socket
 import subprocess
 import threading
@@ -36,27 +37,47 @@ FFPROBE = "/usr/bin/ffprobe"
 DEADLINE = 30.0
 
 
-def _serve_one(listener: socket.socket, server: ServerConnection, on_event, result: dict):
-    """Accept one connection and run ``server`` on it until TEARDOWN, EOF or the deadline."""
+def _serve_one(listener: socket.socket, server: ServerConnection, on_event, result: dict,
+               udp: tuple[socket.socket, socket.socket] | None = None):
+    """Accept one connection and run ``server`` on it (plus its shared UDP port pair, demuxed
+    by source port) until TEARDOWN, EOF or the deadline."""
     conn, _ = listener.accept()
-    conn.settimeout(1.0)
+    sel = selectors.DefaultSelector()
+    sel.register(conn, selectors.EVENT_READ, None)
+    for i, u in enumerate(udp or ()):
+        sel.register(u, selectors.EVENT_READ, i == 1)
+    by_port: dict[int, tuple[int, bool]] = {}
     end = time.monotonic() + DEADLINE
     try:
         while time.monotonic() < end and not server.closed:
-            try:
-                data = conn.recv(65536)
-            except socket.timeout:
-                continue
-            if not data:
-                break
-            server.receive_data(data, time.monotonic())
+            # Datagrams first: FFmpeg sends its last RTP just before TEARDOWN on TCP, and a
+            # closed session ignores what comes after (the io adapter must do the same).
+            ready = sorted(sel.select(1.0), key=lambda kv: kv[0].data is None)
+            for key, _ in ready:
+                if key.data is None:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    server.receive_data(data, time.monotonic())
+                    continue
+                while True:
+                    try:
+                        data, (_, port) = key.fileobj.recvfrom(65536, socket.MSG_DONTWAIT)
+                    except BlockingIOError:
+                        break
+                    if port in by_port:
+                        server.receive_udp(*by_port[port], data, time.monotonic())
             while (e := server.next_event()) is not None:
                 result.setdefault("events", []).append(e)
+                if isinstance(e, ev.SetupDone) and e.transport.client_port:
+                    rtp, rtcp_port = e.transport.client_port
+                    by_port[rtp] = (e.track_id, False)
+                    by_port[rtcp_port] = (e.track_id, True)
                 on_event(e)
             for buf in server.data_to_send():
                 conn.sendall(buf)
             if result.get("close_after_send"):
-                break
+                return
     finally:
         conn.close()
         result["done"] = True
@@ -113,6 +134,52 @@ def test_ffmpeg_publishes_h264_aac_to_server_connection():
     ac.extradata = tracks[1].config.record
     decoded = sum(f.samples for u in auds for f in ac.decode(av.Packet(u.payload)))
     assert decoded == 1024 * len(auds)
+
+
+def test_ffmpeg_publishes_hevc_opus_over_udp():
+    listener, port = _listener()
+    udp = []
+    for _ in range(2):
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("127.0.0.1", 0))
+        udp.append(u)
+    ports = (udp[0].getsockname()[1], udp[1].getsockname()[1])
+    server = ServerConnection("u1", udp_ports=ports)
+
+    def on_event(e):
+        if isinstance(e, ev.AnnounceRequest):
+            server.accept_announce()
+        elif isinstance(e, ev.RecordRequest):
+            server.accept_record()
+
+    result: dict = {}
+    th = threading.Thread(target=_serve_one, args=(listener, server, on_event, result, udp))
+    th.start()
+    subprocess.run([FFMPEG, "-nostdin", "-v", "error", "-re", "-f", "lavfi", "-i",
+                    "testsrc=size=160x120:rate=10", "-f", "lavfi", "-i",
+                    "sine=frequency=440:sample_rate=48000", "-t", "1.5", "-c:v", "libx265",
+                    "-pix_fmt", "yuv420p", "-x265-params", "log-level=error:keyint=5",
+                    "-c:a", "libopus", "-f", "rtsp", f"rtsp://127.0.0.1:{port}/live/udp"],
+                   check=True, timeout=DEADLINE)
+    th.join(DEADLINE)
+    listener.close()
+    for u in udp:
+        u.close()
+    events = result["events"]
+    setups = [e.transport for e in events if isinstance(e, ev.SetupDone)]
+    assert [t.protocol for t in setups] == ["UDP", "UDP"] and setups[0].server_port == ports
+    tracks = {e.track.id: e.track for e in events if isinstance(e, ev.TrackChanged)}
+    assert tracks[0].codec is Codec.H265 and tracks[1].codec is Codec.OPUS
+    units = [e.unit for e in events if isinstance(e, ev.MediaReceived)]
+    vids = [u for u in units if u.track == 0]
+    auds = [u for u in units if u.track == 1]
+    assert len(vids) == 15 and vids[0].keyframe
+    assert all(u.dts <= u.pts for u in vids)
+    assert len(auds) >= 70 and all(b.pts - a.pts == 960 for a, b in zip(auds, auds[1:]))
+    cc = av.CodecContext.create("hevc", "r")
+    cc.extradata = tracks[0].config.record
+    frames = [f for u in vids for f in cc.decode(av.Packet(u.payload))] + cc.decode(None)
+    assert len(frames) == 15 and frames[0].width == 160
 
 
 def test_ffprobe_plays_h264_aac_from_server_connection():

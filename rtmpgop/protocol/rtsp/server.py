@@ -20,7 +20,10 @@ that need the application wait for its answer; further requests queue behind (in
 frames do not). Session ids come from the caller (no dashes: they confuse some clients, per
 gortsplib); the advertised timeout is ``SESSION_GRACE`` seconds below the enforced one. UDP
 ``destination=`` is ignored (it would make us a reflector). SETUP before DESCRIBE/ANNOUNCE on
-the same connection is refused with 455.
+the same connection is refused with 455. After TEARDOWN (or a timeout) the connection is
+closed and ignores further input: an adapter reading UDP should hand over the datagrams
+already queued before the TCP bytes that carry TEARDOWN (FFmpeg sends its last RTP just
+before it), and flushed media (reorder buffers, DTS extractors) comes out before Teardown.
 """
 
 from __future__ import annotations
