@@ -199,8 +199,7 @@ def test_ffprobe_plays_h264_aac_from_server_connection():
         elif isinstance(e, ev.PlayRequest):
             server.accept_play({i: (p.seq, p.rtp_timestamp(0)) for i, p in pk.items()})
             for tid, p in pk.items():  # an SR per SSRC right after PLAY (digest section 7)
-                sr = rtcp.SenderReport(p.ssrc, rtcp.unix_to_ntp(1.7e9), p.rtp_timestamp(0), 0, 0)
-                server.send_rtp(tid, rtcp.build_sr(sr), rtcp=True)
+                server.send_rtp(tid, p.sender_report(rtcp.unix_to_ntp(1.7e9), 0), rtcp=True)
             units = [(p.dts / 90000, 0, p) for p in v.packets]
             units += [(p.dts / 48000, 1, p) for p in a.packets]
             for _, tid, p in sorted(units, key=lambda x: (x[0], x[1])):

@@ -11,7 +11,7 @@ gortsplib writes the fragment length; we accept both: an AU-size larger than the
 packet with M=0 starts a fragment, which completes on M=1 or when the declared size is reached.
 AUs wrapped in ADTS (some cameras) are unwrapped. Interleaving (non-zero index deltas) is
 refused with ``Unsupported``. The packetizer writes AAC-hbr, one AU per packet, fragmenting
-above the MTU with the RFC convention.
+above the MTU with the RFC convention. ``LATMDepacketizer`` reads MP4A-LATM (RFC 6416).
 """
 
 from __future__ import annotations
@@ -192,6 +192,70 @@ class AACDepacketizer:
                     changed = self.config
                 out.append(Frame(ts + i * self.frame_length, bytes(raw), True, changed))
                 i += 1
+        return out
+
+
+MAX_LATM_ELEMENT_BYTES = 64 * 1024  # an AudioMuxElement holds a few AAC frames at most
+
+
+class LATMDepacketizer:
+    """MP4A-LATM (RFC 6416 6.1) with the StreamMuxConfig out of band (``cpresent=0``, read
+    from the SDP): each AudioMuxElement (possibly fragmented, M=1 on its last packet) holds
+    ``subframes`` payloads, each ``PayloadLengthInfo`` (bytes of 255, then the rest) plus the
+    raw AAC frame. Assumes frameLengthType 0, the only type cameras use."""
+
+    def __init__(self, config: CodecConfig, subframes: int = 1) -> None:
+        self.config = config
+        self.subframes = subframes
+        self.frame_length = caac.parse_asc(config.record).frame_length
+        self._announced = False
+        self._ts = Unwrapper(32)
+        self._last_seq: int | None = None
+        self._parts: list[memoryview] = []
+        self._size = 0
+        self.dropped_frames = 0
+
+    def push(self, packet: RTPPacket) -> list[Frame]:
+        """Add one packet; return the AAC frames of a completed AudioMuxElement.
+        Raises ``RTPError``/``LimitExceeded`` (the element is dropped)."""
+        ts = self._ts.unwrap(packet.timestamp)
+        if self._last_seq is not None and packet.sequence != (self._last_seq + 1) & 0xFFFF:
+            if self._parts:
+                self.dropped_frames += 1
+            self._parts, self._size = [], 0
+        self._last_seq = packet.sequence
+        view = packet.payload if isinstance(packet.payload, memoryview) else memoryview(
+            packet.payload)
+        self._parts.append(view)
+        self._size += len(view)
+        if self._size > MAX_LATM_ELEMENT_BYTES:
+            size, self._parts, self._size = self._size, [], 0
+            raise LimitExceeded("MAX_LATM_ELEMENT_BYTES", size, MAX_LATM_ELEMENT_BYTES)
+        if not packet.marker:
+            return []
+        data = self._parts[0] if len(self._parts) == 1 else memoryview(b"".join(self._parts))
+        self._parts, self._size = [], 0
+        out = []
+        pos = 0
+        for i in range(self.subframes):
+            length = 0
+            while True:
+                if pos >= len(data):
+                    raise RTPError("LATM PayloadLengthInfo truncated", subframe=i)
+                b = data[pos]
+                pos += 1
+                length += b
+                if b != 255:
+                    break
+            if pos + length > len(data):
+                raise RTPError("LATM payload past end", length=length, remaining=len(data) - pos)
+            changed = None
+            if not self._announced:
+                self._announced = True
+                changed = self.config
+            out.append(Frame(ts + i * self.frame_length, bytes(data[pos:pos + length]), True,
+                             changed))
+            pos += length
         return out
 
 

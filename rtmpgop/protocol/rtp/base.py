@@ -21,6 +21,7 @@ import struct
 from dataclasses import dataclass
 
 from rtmpgop.media import CodecConfig
+from rtmpgop.protocol.rtp import rtcp
 
 DEFAULT_MTU = 1200
 """Largest RTP packet we send (header included). 1200 leaves room for IP/UDP plus VPN and
@@ -68,6 +69,14 @@ class Packetizer:
     def rtp_timestamp(self, pts: int) -> int:
         """The 32-bit RTP timestamp of ``pts`` (for RTP-Info rtptime and SR)."""
         return (pts + self.timestamp_offset) & 0xFFFFFFFF
+
+    def sender_report(self, ntp: int, pts: int) -> bytes:
+        """An RTCP SR (plus SDES CNAME) for this stream: ``ntp`` is the 64-bit NTP wall clock
+        (``rtcp.unix_to_ntp(time.time())`` read by the caller) matching track time ``pts``.
+        Send one right after PLAY and then every ~5-10 s (players align tracks with it)."""
+        sr = rtcp.SenderReport(self.ssrc, ntp, self.rtp_timestamp(pts), self.packets_sent,
+                               self.octets_sent)
+        return rtcp.build_sr(sr) + rtcp.build_cname(self.ssrc, b"rtmpgop")
 
     def _packet(self, parts: list[bytes | memoryview], pts: int, marker: bool) -> bytes:
         hdr = _HDR.pack(0x80, (0x80 if marker else 0) | self.payload_type, self.seq,

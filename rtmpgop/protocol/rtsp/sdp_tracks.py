@@ -7,8 +7,8 @@ Read (ANNOUNCE from a publisher, DESCRIBE answer from a camera), per the digest 
 - H.265 (RFC 7798 7.1): ``sprop-vps/sps/pps`` (comma lists, first used); ``sprop-max-don-diff``
   > 0 is refused (DONL fields), as gortsplib does.
 - AAC: ``mpeg4-generic`` (RFC 3640) with ``config`` (hex AudioSpecificConfig), ``mode``,
-  ``sizelength``...; ``MP4A-LATM`` (RFC 6416) has its ``config`` (hex StreamMuxConfig) read for
-  the track, but its depacketization is refused.
+  ``sizelength``...; ``MP4A-LATM`` (RFC 6416) with ``cpresent=0`` and its ``config`` (hex
+  StreamMuxConfig).
 - Opus (RFC 7587): ``opus/48000/2`` always; mono only when ``sprop-stereo=0``/``stereo=0`` is
   explicit (FFmpeg writes no fmtp for stereo Opus).
 - AV1 (``AV1/90000``, AOM AV1 RTP 7.2): the av1C is learned from the in-band sequence
@@ -33,7 +33,8 @@ from rtmpgop.codecs import opus as copus
 from rtmpgop.codecs.bits import BitReader
 from rtmpgop.errors import CodecError, SDPError, Unsupported
 from rtmpgop.media import VIDEO_CLOCK, Codec, CodecConfig, Track
-from rtmpgop.protocol.rtp.aac import AACDepacketizer, AACPacketizer, AUHeaderFormat
+from rtmpgop.protocol.rtp.aac import (
+    AACDepacketizer, AACPacketizer, AUHeaderFormat, LATMDepacketizer)
 from rtmpgop.protocol.rtp.av1 import AV1Depacketizer, AV1Packetizer
 from rtmpgop.protocol.rtp.h264 import H264Depacketizer, H264Packetizer
 from rtmpgop.protocol.rtp.h265 import H265Depacketizer, H265Packetizer
@@ -82,12 +83,17 @@ def _int(m: MediaDescription, name: str, default: int) -> int:
         raise SDPError(f"bad fmtp {name}", value=v[:20]) from None
 
 
-def _latm_asc(smc: bytes) -> bytes:
-    """AudioSpecificConfig from a StreamMuxConfig (ISO 14496-3 1.7.3, audioMuxVersion 0)."""
+def _latm_asc(smc: bytes) -> tuple[bytes, int]:
+    """(AudioSpecificConfig, numSubFrames + 1) from a StreamMuxConfig (ISO 14496-3 1.7.3,
+    audioMuxVersion 0, one program and layer)."""
     r = BitReader(smc)
     if r.u(1):
         raise Unsupported("LATM audioMuxVersion 1")
-    r.skip(1 + 6 + 4 + 3)  # allStreamsSameTimeFraming, numSubFrames, numProgram, numLayer
+    if not r.flag():
+        raise Unsupported("LATM without allStreamsSameTimeFraming")
+    subframes = r.u(6) + 1
+    if r.u(4) or r.u(3):
+        raise Unsupported("LATM with several programs or layers")
     aot = r.u(5)
     if aot == 31:
         aot = 32 + r.u(6)
@@ -97,7 +103,7 @@ def _latm_asc(smc: bytes) -> bytes:
     ch = r.u(4)
     if not rate:
         raise SDPError("bad LATM sampling frequency index", index=idx)
-    return caac.build_asc(aot, rate, caac.CHANNEL_CONFIGS.get(ch, ch))
+    return caac.build_asc(aot, rate, caac.CHANNEL_CONFIGS.get(ch, ch)), subframes
 
 
 def _config(m: MediaDescription, codec: Codec) -> CodecConfig:
@@ -121,7 +127,8 @@ def _config(m: MediaDescription, codec: Codec) -> CodecConfig:
         elif codec is Codec.AAC and enc == "MP4A-LATM":
             if m.param("cpresent", "1") != "0":
                 raise Unsupported("MP4A-LATM with in-band StreamMuxConfig (cpresent=1)")
-            return codecs.make_config(codec, _latm_asc(_hex(m.param("config"), "config")))
+            asc, _ = _latm_asc(_hex(m.param("config"), "config"))
+            return codecs.make_config(codec, asc)
         elif codec is Codec.AAC:
             cfg = m.param("config")
             if cfg:
@@ -152,8 +159,8 @@ def track_from_media(m: MediaDescription, track_id: int) -> Track:
 def depacketizer_for(m: MediaDescription, track: Track):
     """A depacketizer (``push(RTPPacket) -> list[Frame]``) for the track of media ``m``.
 
-    Raises ``Unsupported`` for formats without one (MP4A-LATM) and ``SDPError`` on bad
-    RFC 3640 parameters.
+    Raises ``Unsupported`` for formats without one and ``SDPError`` on bad RFC 3640
+    parameters.
     """
     cfg = track.config if track.config.record else None
     if track.codec is Codec.H264:
@@ -179,6 +186,9 @@ def depacketizer_for(m: MediaDescription, track: Track):
         if not (0 < fmt.size_length <= 32 and fmt.index_length <= 32):
             raise SDPError("bad RFC 3640 AU header lengths", sizelength=fmt.size_length)
         return AACDepacketizer(cfg, fmt)
+    if track.codec is Codec.AAC and cfg is not None:  # MP4A-LATM
+        _, subframes = _latm_asc(_hex(m.param("config"), "config"))
+        return LATMDepacketizer(cfg, subframes)
     raise Unsupported("no depacketizer for this format", encoding=m.encoding)
 
 

@@ -117,3 +117,26 @@ def test_fuzz_contract(payloads):
             dp.push(RTPPacket(97, i, 0, 1, p, i % 2 == 0))
         except ProtocolError:
             pass
+
+
+def test_latm_two_subframes_and_gap():
+    from rtmpgop.protocol.rtp.aac import LATMDepacketizer
+    _, cfg = _cfg()
+    dp = LATMDepacketizer(cfg, subframes=2)
+    frames = dp.push(RTPPacket(96, 1, 0, 1, b"\x03abc\x02de", True))
+    assert [(f.pts, f.payload) for f in frames] == [(0, b"abc"), (1024, b"de")]
+    dp.push(RTPPacket(96, 2, 2048, 1, b"\x03ab", False))
+    assert dp.push(RTPPacket(96, 4, 2048, 1, b"\x01x\x01y", True)) != []  # gap: restart
+    assert dp.dropped_frames == 1
+
+
+@given(st.lists(st.binary(max_size=30), max_size=6))
+def test_latm_fuzz_contract(payloads):
+    from rtmpgop.protocol.rtp.aac import LATMDepacketizer
+    _, cfg = _cfg()
+    dp = LATMDepacketizer(cfg, subframes=2)
+    for i, p in enumerate(payloads):
+        try:
+            dp.push(RTPPacket(96, i, 0, 1, p, i % 2 == 1))
+        except ProtocolError:
+            pass

@@ -84,3 +84,14 @@ def test_reception_stats_report():
     assert b.lsr == 0x0002_0003 and b.dlsr == 32768 and b.jitter == 0
     b2 = st_.report_block(now=11)
     assert b2.fraction_lost == 0 and b2.cumulative_lost == 1
+
+
+def test_packetizer_sender_report():
+    from rtmpgop.protocol.rtp.opus import OpusPacketizer
+    pk = OpusPacketizer(111, 0xABC, initial_timestamp=1000)
+    pk.packetize(b"\x01" * 10, 0)
+    pk.packetize(b"\x02" * 20, 960)
+    sr, sdes = rtcp.parse_rtcp(pk.sender_report(rtcp.unix_to_ntp(1.7e9), 1920))
+    assert (sr.ssrc, sr.rtp_timestamp, sr.packet_count, sr.octet_count) == (
+        0xABC, 2920, 2, 30)
+    assert rtcp.ntp_to_unix(sr.ntp) == 1.7e9 and sdes.chunks == ((0xABC, ((1, b"rtmpgop"),)),)

@@ -11,6 +11,7 @@ from rtmpgop import codecs
 from rtmpgop.errors import ProtocolError, SDPError, Unsupported
 from rtmpgop.media import Codec, Track
 from rtmpgop.protocol.rtp.aac import AACDepacketizer
+from rtmpgop.protocol.rtp.packet import RTPPacket
 from rtmpgop.protocol.rtsp import sdp as S
 from rtmpgop.protocol.rtsp.sdp_tracks import (
     depacketizer_for, media_for_track, packetizer_for, track_from_media)
@@ -130,15 +131,20 @@ def test_aac_case_insensitive_params_lbr():
     assert depacketizer_for(m, t).fmt.size_length == 6
 
 
-def test_latm_config_read_and_depacketizer_refused():
+def test_latm_config_and_depacketizer():
     # StreamMuxConfig for AAC-LC 48 kHz stereo (cpresent=0), as Axis cameras announce.
     m = S.parse_sdp("v=0\nm=audio 0 RTP/AVP 96\na=rtpmap:96 MP4A-LATM/48000/2\n"
                     "a=fmtp:96 profile-level-id=1;cpresent=0;object=2;config=400023203FC0\n"
                     ).media[0]
     t = track_from_media(m, 0)
     assert (t.codec, t.config.sample_rate, t.config.channels) == (Codec.AAC, 48000, 2)
-    with pytest.raises(Unsupported):
-        depacketizer_for(m, t)
+    dp = depacketizer_for(m, t)
+    frame = bytes(range(256)) + b"tail"  # 260 bytes: PayloadLengthInfo = 255, 5
+    first = RTPPacket(96, 1, 90, 1, b"\xff\x05" + frame[:100], False)
+    second = RTPPacket(96, 2, 90, 1, frame[100:], True)
+    assert dp.push(first) == []
+    (f,) = dp.push(second)
+    assert (f.pts, f.payload, f.config) == (90, frame, t.config)
 
 
 def test_unsupported_codec():
