@@ -1,6 +1,6 @@
 """LL-HLS benchmark: many clients in blocking playlist reload on one live stream.
 
-    python bench/llhls_bench.py [--clients 500] [--seconds 10] [--quick]
+    python bench/llhls_bench.py [--clients 500] [--seconds 10] [--runs 3] [--gc freeze|default|off] [--quick]
 
 A child process (pinned to ``--server-cpu``) runs the hub, the LL-HLS service and the aiohttp
 front end on uvloop, with a paced publisher pushing a generated 30 fps H.264 (1 s GoPs) + AAC
@@ -297,27 +297,9 @@ async def run_clients(port: int, n: int, warmup: float, seconds: float, conn,
             "answers": st.answers, "errors": st.errors, "server": server}
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--clients", type=int, default=500)
-    ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--warmup", type=float, default=3.0)
-    ap.add_argument("--part-target", type=float, default=0.2)
-    ap.add_argument("--server-cpu", type=int, default=0)
-    ap.add_argument("--client-cpu", type=int, default=1)
-    ap.add_argument("--gc", choices=["freeze", "default", "off"], default="freeze",
-                    help="server GC: gc.freeze() after start-up as rtmpgop.app.serve does "
-                         "(default), CPython defaults, or disabled (to measure GC pauses)")
-    ap.add_argument("--quick", action="store_true", help="100 clients, 4 s")
-    ap.add_argument("--profile", metavar="FILE",
-                    help="py-spy the server during the window (collapsed stacks to FILE)")
-    args = ap.parse_args()
-    if args.quick:
-        args.clients, args.seconds, args.warmup = 100, 4.0, 2.0
+def one_run(args, server_cpu, client_cpu) -> dict:
+    """One server process + one client window; prints its table, returns its summary."""
     ncpu = os.cpu_count() or 1
-    server_cpu = args.server_cpu if args.server_cpu < ncpu else None
-    client_cpu = args.client_cpu if args.client_cpu < ncpu else None
-
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=serve, args=(child, server_cpu, args.part_target, args.gc), daemon=True)
@@ -390,10 +372,43 @@ def main() -> int:
         from bench.rtmp_bench import profile_summary
 
         print(profile_summary(args.profile, top=30))
+    return summary
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--clients", type=int, default=500)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--warmup", type=float, default=3.0)
+    ap.add_argument("--part-target", type=float, default=0.2)
+    ap.add_argument("--server-cpu", type=int, default=0)
+    ap.add_argument("--client-cpu", type=int, default=1)
+    ap.add_argument("--gc", choices=["freeze", "default", "off"], default="freeze",
+                    help="server GC: gc.freeze() after start-up as rtmpgop.app.serve does "
+                         "(default), CPython defaults, or disabled (to measure GC pauses)")
+    ap.add_argument("--runs", type=int, default=1, help="repeat; the verdict is the median p99")
+    ap.add_argument("--quick", action="store_true", help="100 clients, 4 s")
+    ap.add_argument("--profile", metavar="FILE",
+                    help="py-spy the server during the window (collapsed stacks to FILE)")
+    args = ap.parse_args()
+    if args.quick:
+        args.clients, args.seconds, args.warmup = 100, 4.0, 2.0
+    ncpu = os.cpu_count() or 1
+    server_cpu = args.server_cpu if args.server_cpu < ncpu else None
+    client_cpu = args.client_cpu if args.client_cpu < ncpu else None
+
+    runs = []
+    for i in range(args.runs):
+        runs.append(one_run(args, server_cpu, client_cpu))
+    p99s = sorted(r["answer_delay_ms"]["p99"] for r in runs)
+    median = p99s[len(p99s) // 2]
+    if args.runs > 1:
+        print(f"\np99 answer delay over {args.runs} runs: {', '.join(f'{x:.2f}' for x in p99s)} ms; "
+              f"median {median:.2f} ms (target {TARGET_P99_MS})")
     os.makedirs(OUT_DIR, exist_ok=True)
     with open(os.path.join(OUT_DIR, "llhls_bench.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    return 0 if d["p99"] <= TARGET_P99_MS else 1
+        json.dump({"median_p99_ms": median, "runs": runs}, f, indent=2)
+    return 0 if median <= TARGET_P99_MS else 1
 
 
 if __name__ == "__main__":

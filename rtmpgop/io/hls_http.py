@@ -131,6 +131,7 @@ class LLHLSService:
         t0 = time.perf_counter()
         log_ = self.answer_log
         raws: dict = {}
+        sent: list[asyncio.Future] = []
         for held, state in ready:
             fut, tr = held.fut, held.transport  # type: ignore[attr-defined]
             if fut.done():
@@ -142,8 +143,7 @@ class LLHLSService:
                 raw = raws.get(held.part)
                 if raw is None:
                     raw = raws[held.part] = self._raw_part(cm, held.part)
-                tr.write(raw[0])
-                tr.write(raw[1])
+                tr.writelines(raw)
             else:
                 key = (held.skip, held.gz)
                 raw = raws.get(key)
@@ -154,10 +154,14 @@ class LLHLSService:
                         extra.append(("Content-Encoding", "gzip"))
                     raw = raws[key] = _head(b"200 OK", PLAYLIST_TYPE.encode(), len(body), extra) + body
                 tr.write(raw)
-            self.fast_answers += 1
-            fut.set_result(SENT)
+            sent.append(fut)
             if log_ is not None:
                 log_.append(time.perf_counter() - t0)
+        # wake the handlers only after every response is out: set_result allocates a callback
+        # handle per future, and a collection triggered mid-batch would delay the last writes
+        self.fast_answers += len(sent)
+        for fut in sent:
+            fut.set_result(SENT)
 
     def _raw_part(self, cm: ChannelMuxer, key: tuple[int, int]) -> tuple[bytes, bytes | memoryview]:
         _, data = cm.muxer.part(*key)  # READY: Waiters.poll said so
