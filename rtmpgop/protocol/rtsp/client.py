@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections import deque
 
 from rtmpgop.errors import ProtocolError, RTSPError, Unsupported
-from rtmpgop.media import AccessUnit, Track
+from rtmpgop.media import AccessUnit, Statistics, Track
 from rtmpgop.protocol.rtp.receiver import TrackReceiver
 from rtmpgop.protocol.rtsp import events as ev
 from rtmpgop.protocol.rtsp import headers as hdr
@@ -207,6 +207,14 @@ class ClientConnection:
                     self._out += encode_frame(ch, pkt)
                 return
         raise RuntimeError(f"unknown track {unit.track}")
+
+    def statistics(self) -> Statistics:
+        """Frames and payload bytes received (pull) plus per-track RTP errors and losses."""
+        rx = list(self._receivers.values())
+        return Statistics(frames_in=sum(r.frames for r in rx), bytes_in=sum(r.bytes for r in rx),
+                          extra=(("rtp_errors", sum(r.errors for r in rx)),
+                                 ("packets_lost", sum(r.statistics().extra[1][1] for r in rx)),
+                                 ("state", self.state)))
 
     # -- requests -------------------------------------------------------------------
     def _request(self, method: str, url: str, extra: list | None = None, body: bytes = b"",

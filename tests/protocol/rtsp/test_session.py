@@ -62,6 +62,8 @@ def test_describe_setup_play(with_auth):
     got = []
     while (e := client.next_event()) is not None:
         got.append(e)
+    st = client.statistics()
+    assert st.frames_in == len(v.packets) + len(a.packets) and dict(st.extra)["rtp_errors"] == 0
     changed = [e.track for e in got if isinstance(e, ev.TrackChanged)]
     assert {t.id for t in changed} == {0, 1}
     vids = [e.unit for e in got if isinstance(e, ev.MediaReceived) and e.unit.track == 0]
