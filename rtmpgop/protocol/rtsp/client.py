@@ -213,7 +213,7 @@ class ClientConnection:
         rx = list(self._receivers.values())
         return Statistics(frames_in=sum(r.frames for r in rx), bytes_in=sum(r.bytes for r in rx),
                           extra=(("rtp_errors", sum(r.errors for r in rx)),
-                                 ("packets_lost", sum(r.statistics().extra[1][1] for r in rx)),
+                                 ("packets_lost", sum(r.reorder.lost for r in rx if r.reorder)),
                                  ("state", self.state)))
 
     # -- requests -------------------------------------------------------------------
