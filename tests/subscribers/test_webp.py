@@ -164,3 +164,20 @@ def test_bad_bitstream_is_counted_not_raised():
     for au in aus(stream):
         out += r.push(au)
     assert any(isinstance(o, RenderedFrame) for o in out)
+
+
+def test_luma_signature_sees_a_small_change_on_8_and_10_bit():
+    import av
+
+    from rtmpgop.subscribers.webp import luma_signature
+
+    base = solid_frame((60, 60, 60), 128, 96)
+    moved = base.copy()
+    moved[40:48, 64:72] = 255  # one 8x8 block turns white
+    for fmt in ("yuv420p", "yuv420p10le"):
+        a = luma_signature(av.VideoFrame.from_ndarray(base, format="rgb24").reformat(format=fmt))
+        b = luma_signature(av.VideoFrame.from_ndarray(moved, format="rgb24").reformat(format=fmt))
+        assert a.shape == (12, 16)
+        diff = np.abs(a - b)
+        assert diff[5, 8] > 100 and np.count_nonzero(diff > 3) == 1
+        assert 40 < a.mean() < 80  # 8-bit scale for both formats
