@@ -12,6 +12,8 @@ def test_cpu_seconds_and_rss_of_this_process():
     sum(i * i for i in range(200_000))  # burn a little CPU
     c1 = rb.cpu_seconds(os.getpid())
     assert 0 < c0 < c1
+    run, wait = rb.sched_seconds(os.getpid())
+    assert run >= c1 and wait >= 0
     assert rb.status_kb(os.getpid(), "VmRSS") > 1000
     assert rb.status_kb(os.getpid(), "NoSuchKey") == 0
 
@@ -21,7 +23,7 @@ def _row(sc, sv, cpu_ms, join=None, exact=100.0):
             "mbit_s": 244.0, "server_cpu_pct": 5.0, "rss_peak_kb": 20480, "rss_end_kb": 10240,
             "join_p50_ms": join, "join_p95_ms": join and join * 2, "latency_p50_ms": 1.0,
             "latency_p95_ms": 2.0, "players_ok": 50, "players_exact": 50, "players_checked": 50,
-            "missing": 0, "dups": 0, "loadgen_cpu": 0.1, "load1": 0.5, "errors": [],
+            "missing": 0, "dups": 0, "loadgen_cpu": 0.1, "other_load_cores": 0.5, "errors": [],
             "exact_pct": exact, "window_s": 15.0}
 
 
