@@ -112,7 +112,9 @@ class RtmpPlayer:
         start = gop.start_dts if gop is not None else 0
         clock = video.clock_rate if video is not None else first.clock_rate
         t_ms = max(_ms(start, clock), self._last_ms)  # in-line changes must not go back
-        conn.send(m.data("onMetaData", self._metadata(ts), msid=self.msid, timestamp=t_ms))
+        # timestamp 0 like nginx-rtmp: FFmpeg's flv demuxer skips onMetaData at dts 0 but turns
+        # one at dts > 0 into a subtitle stream
+        conn.send(m.data("onMetaData", self._metadata(ts), msid=self.msid, timestamp=0))
         if self._video is not None:
             fc = VIDEO_FOURCC[self._video.codec]
             conn.send(m.Message(m.MessageType.VIDEO, [flv.video_header(fc, PacketType.SEQUENCE_START, True),
