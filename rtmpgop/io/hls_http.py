@@ -149,9 +149,7 @@ class LLHLSService:
                 raw = raws.get(key)
                 if raw is None:
                     body = self.playlist_body(cm, held.skip, held.gz)
-                    extra = [("Cache-Control", "no-cache"), ("Vary", "Accept-Encoding"), *_CORS]
-                    if held.gz:
-                        extra.append(("Content-Encoding", "gzip"))
+                    extra = [*_playlist_headers(held.gz, NO_CACHE).items(), *_CORS]
                     raw = raws[key] = _head(b"200 OK", PLAYLIST_TYPE.encode(), len(body), extra) + body
                 tr.write(raw)
             sent.append(fut)
@@ -165,8 +163,7 @@ class LLHLSService:
 
     def _raw_part(self, cm: ChannelMuxer, key: tuple[int, int]) -> tuple[bytes, bytes | memoryview]:
         _, data = cm.muxer.part(*key)  # READY: Waiters.poll said so
-        head = _head(b"200 OK", MEDIA_TYPE.encode(), len(data),
-                     [("Cache-Control", IMMUTABLE["Cache-Control"]), *_CORS])
+        head = _head(b"200 OK", MEDIA_TYPE.encode(), len(data), [*IMMUTABLE.items(), *_CORS])
         return head, data
 
     async def _sweep(self) -> None:
@@ -288,19 +285,22 @@ def _accepts_gzip(request: web.Request) -> bool:
 
 async def _wait_for_media(svc: LLHLSService, cm: ChannelMuxer) -> None:
     """The first request on a channel whose first part is not cut yet waits for it."""
-    if not cm.muxer.has_media:
-        m = cm.muxer
-        msn = m.segments[-1].msn if m.segments else m.last_msn + 1
+    m = cm.muxer
+    if not m.has_media:
+        msn = m.last_msn if m.segments else m.last_msn + 1  # the first segment, open or to be
         if await svc.wait_playlist(cm, msn, 0) is TIMEOUT or not m.has_media:
             raise web.HTTPServiceUnavailable(text="no media yet\n", headers=NO_CACHE)
 
 
-def _playlist_response(body: bytes, gz: bool, headers: dict) -> web.Response:
-    h = dict(headers)
+def _playlist_headers(gz: bool, cache: dict[str, str]) -> dict[str, str]:
+    h = {**cache, "Vary": "Accept-Encoding"}
     if gz:
         h["Content-Encoding"] = "gzip"
-    h["Vary"] = "Accept-Encoding"
-    return web.Response(body=body, content_type=PLAYLIST_TYPE, headers=h)
+    return h
+
+
+def _playlist_response(body: bytes, gz: bool, cache: dict[str, str]) -> web.Response:
+    return web.Response(body=body, content_type=PLAYLIST_TYPE, headers=_playlist_headers(gz, cache))
 
 
 # ---------------------------------------------------------------- handlers

@@ -169,7 +169,7 @@ class LLHLSMuxer:
         self.init_id = first_msn - 1
         self.tracks: tuple[Track, ...] = ()
         self.discontinuity_sequence = 0
-        self.version = 0  # +1 per completed part
+        self.version = 0  # +1 per playlist change (part completed, segment opened/closed)
         self.ended = False  # flushed and nothing new since (publisher gone)
         self._state: dict[int, _Track] = {}
         self._primary: _Track | None = None
@@ -198,8 +198,7 @@ class LLHLSMuxer:
         self.tracks = tracks
         self.init_id += 1
         self.inits[self.init_id] = self.packager.init(tracks)
-        for old in [k for k in self.inits if k < self.init_id and not self._init_used(k)]:
-            del self.inits[old]
+        self._prune_inits()
         self._state = {t.id: _Track(t, i) for i, t in enumerate(tracks)}
         video = [s for s in self._state.values() if s.track.kind is MediaKind.VIDEO]
         self._primary = video[0] if video else next(iter(self._state.values()))
@@ -225,7 +224,7 @@ class LLHLSMuxer:
         version = self.version
         sample, out = st.advance(au)
         if sample is not None:
-            self._commit(sample, out, au, now)
+            self._commit(sample, out, au)
         if self._open is None:
             self._open_segment(out, st.clock, now)
         return self.version != version
@@ -259,9 +258,12 @@ class LLHLSMuxer:
         return self.version != version
 
     # ---------------------------------------------------------------- cutting
-    def _commit(self, sample: Sample, end: int, nxt: AccessUnit, now: float) -> bool:
+    def _commit(self, sample: Sample, end: int, nxt: AccessUnit) -> None:
+        """Add the primary track's held sample (ending at ``end``) to the part; close the part
+        (and the segment) when ``nxt``, the sample after it, says so."""
         prim = self._primary
-        assert prim is not None and self._open is not None  # our invariant: opened on 1st sample
+        if prim is None or self._open is None:  # our invariant: opened with the 1st held sample
+            raise RuntimeError("LL-HLS muxer: sample committed without an open segment")
         video = prim.track.kind is MediaKind.VIDEO
         if video:
             self.video_frames += 1
@@ -280,12 +282,10 @@ class LLHLSMuxer:
                                    * self.layout.target_duration * clock)
         else:  # audio only: as many whole parts as fit in the target duration
             cut = close_part and seg_len + target > self.layout.target_duration * clock + EPSILON_TICKS
-        if not (close_part or cut):
-            return False
-        self._close_part()
+        if close_part or cut:
+            self._close_part()
         if cut:
             self._close_segment()
-        return True
 
     def _open_segment(self, start_ticks: int, clock: int, now: float) -> None:
         start = start_ticks / clock
@@ -303,7 +303,8 @@ class LLHLSMuxer:
 
     def _close_part(self) -> None:
         seg, prim = self._open, self._primary
-        assert seg is not None and prim is not None
+        if seg is None or prim is None:
+            raise RuntimeError("LL-HLS muxer: part closed without an open segment")
         end_s = self._part_end / prim.clock
         runs: list[tuple[int, Sequence[Sample]]] = []
         for st in self._state.values():
@@ -339,7 +340,8 @@ class LLHLSMuxer:
 
     def _close_segment(self) -> None:
         seg = self._open
-        assert seg is not None
+        if seg is None:
+            raise RuntimeError("LL-HLS muxer: no open segment to close")
         self._open = None
         if not seg.parts:  # opened on a sample that never completed: forget it
             self.segments.pop()
@@ -347,18 +349,20 @@ class LLHLSMuxer:
             return
         seg.complete = True
         self.version += 1
-        while sum(1 for s in self.segments if s.complete) > self.layout.window:
+        while len(self.segments) > self.layout.window:  # no segment is open here
             old = self.segments.popleft()
             if old.discontinuity:
                 self.discontinuity_sequence += 1
             self.retired.append(old)
             if len(self.retired) > RETIRED_SEGMENTS:
                 self.retired.popleft()
-        for k in [k for k in self.inits if k != self.init_id and not self._init_used(k)]:
-            del self.inits[k]
+        self._prune_inits()
 
-    def _init_used(self, k: int) -> bool:
-        return any(s.init == k for s in self.segments) or any(s.init == k for s in self.retired)
+    def _prune_inits(self) -> None:
+        """Forget init segments no servable segment refers to (the current one stays)."""
+        used = {s.init for s in self.segments} | {s.init for s in self.retired} | {self.init_id}
+        for k in [k for k in self.inits if k not in used]:
+            del self.inits[k]
 
     # ---------------------------------------------------------------- output
     @property
