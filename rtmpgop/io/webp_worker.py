@@ -49,6 +49,9 @@ two in flight). More than this means we are catching up: decode only."""
 JUMP = object()
 """Queue marker: the items before were dropped; the renderer flushes and waits for a keyframe."""
 
+FLUSH = object()
+"""Queue marker: the publisher left; show the frames the decoder still holds (B-frame delay)."""
+
 _STOP = object()
 
 
@@ -127,13 +130,13 @@ class StreamRender:
                 elif type(item) is Skipped:
                     item = JUMP
                 elif type(item) is Unpublished:
-                    continue
+                    item = FLUSH
                 q.append(item)
             self._cond.notify()
 
     def _drop_queue(self) -> None:
         """Drop queued frames (keep track and settings changes) and tell the worker to jump."""
-        kept = [i for i in self._pending if type(i) is not AccessUnit and i is not JUMP]
+        kept = [i for i in self._pending if type(i) is not AccessUnit and i is not JUMP and i is not FLUSH]
         self.frames_dropped += self._pending_frames
         self._pending.clear()
         self._pending.extend(kept)
@@ -220,6 +223,8 @@ class StreamRender:
                 elif item is JUMP:
                     r.jump()
                     outputs = []
+                elif item is FLUSH:
+                    outputs = r.flush()
                 elif type(item) is tuple and item[0] == "settings":
                     r.settings = item[1]
                     outputs = []

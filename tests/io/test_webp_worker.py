@@ -101,3 +101,26 @@ def test_a_renderer_behind_jumps_to_the_newest_gop():
     assert sr.renderer.frames_in < 400  # most GoPs never reached the decoder
     # the newest GoP was shown; its last two frames wait in the decoder's B-frame reorder delay
     assert 39 * 10 <= v.frames[-1].pts // 3000 <= 39 * 10 + 9
+
+
+def test_unpublish_shows_the_frames_the_decoder_held():
+    stream = encode_video("h264", frames=10, width=96, height=64, bframes=True, gop=10)
+
+    async def main():
+        hub = Hub()
+        mgr = RenderManager(hub, CFG)
+        v = ListViewer()
+        sr = mgr.attach("live/a", v)  # watching before anybody publishes
+        ch = setup_channel(hub, stream)
+        for p in stream.packets:
+            ch.push(AccessUnit(0, p.dts, p.pts, p.keyframe, p.data))
+            await asyncio.sleep(0.02)
+        hub.unpublish(ch, "pub")
+        last = stream.packets[0].pts + 9 * 3000
+        await wait_for(lambda: v.frames and v.frames[-1].pts == last)
+        await mgr.close()
+        return sr, v
+
+    sr, v = asyncio.run(main())
+    assert [f.pts for f in v.frames] == sorted({f.pts for f in v.frames})
+    assert v.frames[-1].pts == stream.packets[0].pts + 9 * 3000
