@@ -53,6 +53,47 @@ def image_codec(content_type: str, body: bytes) -> Codec | None:
     return None
 
 
+MAX_JPEG_SEGMENTS = 64
+"""JPEG segments scanned for the frame header (SOF): cameras put a few APPn/DQT/DHT before it."""
+
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # DHT, JPG, DAC are not SOFs
+
+
+def image_size(codec: Codec, data: bytes) -> tuple[int, int]:
+    """(width, height) from a JPEG SOF or WebP VP8/VP8L/VP8X header; (0, 0) if not found.
+
+    Only for the stream list: the renderer takes the real size from the decoder.
+    """
+    if codec is Codec.JPEG:
+        pos = 2
+        for _ in range(MAX_JPEG_SEGMENTS):
+            while pos < len(data) and data[pos] == 0xFF and pos + 1 < len(data) and data[pos + 1] == 0xFF:
+                pos += 1  # fill bytes
+            if pos + 4 > len(data) or data[pos] != 0xFF:
+                return 0, 0
+            marker = data[pos + 1]
+            if marker in _JPEG_SOF:
+                if pos + 9 > len(data):
+                    return 0, 0
+                return int.from_bytes(data[pos + 7:pos + 9], "big"), int.from_bytes(data[pos + 5:pos + 7], "big")
+            if marker == 0x01 or 0xD0 <= marker <= 0xD9:
+                pos += 2
+                continue
+            pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        return 0, 0
+    if codec is Codec.WEBP and len(data) >= 30:
+        chunk = data[12:16]
+        if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+            return (int.from_bytes(data[26:28], "little") & 0x3FFF,
+                    int.from_bytes(data[28:30], "little") & 0x3FFF)
+        if chunk == b"VP8L" and data[20] == 0x2F:
+            bits = int.from_bytes(data[21:25], "little")
+            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if chunk == b"VP8X":
+            return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    return 0, 0
+
+
 class IngestPublisher:
     """The owner of one path fed by POSTs; unpublishes itself when the producer goes quiet."""
 
@@ -61,6 +102,7 @@ class IngestPublisher:
         self.path = path
         self.channel: Channel = hub.publish(path, self)  # raises PathBusy
         self.codec: Codec | None = None
+        self.size = (0, 0)
         self.frames = 0
         self._loop = asyncio.get_running_loop()
         self._t0 = self._loop.time()
@@ -69,9 +111,10 @@ class IngestPublisher:
         self.closed = False
 
     def push(self, codec: Codec, body: bytes) -> None:
-        if codec is not self.codec:
-            self.codec = codec
-            self.channel.set_tracks([Track(0, CodecConfig(codec), VIDEO_CLOCK)])
+        size = image_size(codec, body)
+        if codec is not self.codec or size != self.size:
+            self.codec, self.size = codec, size
+            self.channel.set_tracks([Track(0, CodecConfig(codec, b"", *size), VIDEO_CLOCK)])
         ts = max(self._last_ts + 1, int((self._loop.time() - self._t0) * VIDEO_CLOCK))
         self._last_ts = ts
         self.channel.push(AccessUnit(0, ts, ts, True, body))

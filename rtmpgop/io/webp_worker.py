@@ -29,8 +29,10 @@ from typing import Protocol
 
 from rtmpgop.channels import Hub
 from rtmpgop.config import Config
+from rtmpgop.errors import ConfigError
 from rtmpgop.media import AccessUnit, Skipped, Statistics, TrackSet, Unpublished
-from rtmpgop.subscribers.webp import RenderedFrame, RenderSettings, StreamInfo, WebpRenderer
+from rtmpgop.subscribers.webp import (MAX_OUTPUT_SIDE, RenderedFrame, RenderSettings, StreamInfo,
+                                      WebpRenderer)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,13 @@ class Viewer(Protocol):
 
 
 def settings_from(config: Config, jpeg: bool = False) -> RenderSettings:
-    """Renderer settings from the ``webp_*`` configuration keys."""
+    """Renderer settings from the ``webp_*`` configuration keys. Raises ``ConfigError``."""
+    for key, value, lo, hi in (("webp_quality", config.webp_quality, 0, 100),
+                               ("webp_method", config.webp_method, 0, 6),
+                               ("webp_max_width", config.webp_max_width, 0, MAX_OUTPUT_SIDE),
+                               ("webp_max_fps", config.webp_max_fps, 0, 240)):
+        if not lo <= value <= hi:
+            raise ConfigError(key, f"{value!r} outside {lo}..{hi}")
     return RenderSettings(quality=config.webp_quality, method=config.webp_method,
                           max_width=config.webp_max_width, max_fps=config.webp_max_fps, jpeg=jpeg)
 
@@ -245,6 +253,8 @@ class RenderManager:
     """Starts a ``StreamRender`` per channel while it has viewers. A service of the App."""
 
     def __init__(self, hub: Hub, config: Config) -> None:
+        """Raises ``ConfigError`` for ``webp_*`` values out of range (at start, not per stream)."""
+        settings_from(config)
         self.hub = hub
         self.config = config
         self.streams: dict[str, StreamRender] = {}

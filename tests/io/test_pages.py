@@ -76,6 +76,7 @@ def test_view_page_and_posted_frames_reach_viewers():
                     assert r.status == 204
                 async with websockets.connect(f"ws://127.0.0.1:{ws.port}/ws/live/still") as wsc:
                     info = json.loads(await asyncio.wait_for(wsc.recv(), 5))
+                    streams = http_server.streams_info(hub)
                     first = await asyncio.wait_for(wsc.recv(), 5)  # the latest frame, at once
                     # the same keep-alive connection posts the next frames
                     async with s.post(base + "/ingest/live/still", data=jpeg((30, 220, 30)),
@@ -98,9 +99,12 @@ def test_view_page_and_posted_frames_reach_viewers():
                     pass
         finally:
             await close(renders, ws, http)
-        return info, first, second, third, w
+        return info, first, second, third, w, streams
 
-    info, first, second, third, w = asyncio.run(main())
+    info, first, second, third, w, streams = asyncio.run(main())
+    (s,) = streams
+    assert s["path"] == "live/still" and s["tracks"][0]["codec"] == "mjpeg"
+    assert (s["tracks"][0]["width"], s["tracks"][0]["height"]) == (64, 48)
     assert info["type"] == "info" and (info["width"], info["height"]) == (64, 48)
     assert info["codec"] == "mjpeg"
     assert mean_rgb(first)[0] > 180 and Image.open(io.BytesIO(first)).format == "WEBP"
@@ -163,3 +167,43 @@ def test_mjpeg_stream_of_posted_frames():
     assert colours[0][0] > 150 and colours[0][1] > 150  # yellow
     assert colours[1][2] > 150  # blue
     assert colours[2][1] > 150 and colours[2][0] < 100  # green
+
+
+def test_image_size_from_headers():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    buf = io.BytesIO()
+    Image.fromarray(solid_frame((1, 2, 3), 70, 30)).save(buf, "WEBP", lossless=True)
+    lossless = buf.getvalue()
+    buf = io.BytesIO()
+    Image.fromarray(np.dstack([solid_frame((1, 2, 3), 33, 17), np.full((17, 33, 1), 128, np.uint8)]),
+                    "RGBA").save(buf, "WEBP", quality=80, exif=b"Exif\x00\x00II*\x00")
+    extended = buf.getvalue()
+    table = [
+        ("jpeg", Codec.JPEG, jpeg((1, 2, 3), 64, 48), (64, 48)),
+        ("jpeg progressive", Codec.JPEG, _progressive_jpeg(40, 24), (40, 24)),
+        ("webp lossy VP8", Codec.WEBP, webp((1, 2, 3), 64, 48), (64, 48)),
+        ("webp lossless VP8L", Codec.WEBP, lossless, (70, 30)),
+        ("webp extended VP8X", Codec.WEBP, extended, (33, 17)),
+        ("truncated jpeg", Codec.JPEG, jpeg((1, 2, 3))[:20], (0, 0)),
+        ("not an image", Codec.WEBP, b"RIFF\x00\x00\x00\x00WEBPnope" + bytes(20), (0, 0)),
+    ]
+    for name, codec, data, size in table:
+        assert pages.image_size(codec, data) == size, name
+        assert pages.image_size(codec, data + b"trailing") == size, name  # trailing bytes ignored
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=64), st.sampled_from([Codec.JPEG, Codec.WEBP]))
+    def fuzz(data, codec):
+        w, h = pages.image_size(codec, b"\xff\xd8" + data if codec is Codec.JPEG else data)
+        assert w >= 0 and h >= 0
+
+    fuzz()
+
+
+def _progressive_jpeg(w, h):
+    buf = io.BytesIO()
+    Image.fromarray(solid_frame((9, 9, 9), w, h)).save(buf, "JPEG", progressive=True)
+    assert b"\xff\xc2" in buf.getvalue()
+    return buf.getvalue()

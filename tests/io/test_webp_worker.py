@@ -124,3 +124,16 @@ def test_unpublish_shows_the_frames_the_decoder_held():
     sr, v = asyncio.run(main())
     assert [f.pts for f in v.frames] == sorted({f.pts for f in v.frames})
     assert v.frames[-1].pts == stream.packets[0].pts + 9 * 3000
+
+
+def test_config_values_out_of_range_fail_at_start():
+    import pytest
+
+    from rtmpgop.errors import ConfigError
+
+    for key, bad in (("webp_quality", 101), ("webp_method", 7), ("webp_max_width", -1), ("webp_max_fps", -1.0)):
+        with pytest.raises(ConfigError) as e:
+            RenderManager(Hub(), Config(**{key: bad}))
+        assert e.value.key == key
+    s = webp_worker.settings_from(Config(webp_quality=50, webp_method=2, webp_max_width=640, webp_max_fps=10))
+    assert (s.quality, s.method, s.max_width, s.max_fps, s.jpeg) == (50, 2, 640, 10, False)
