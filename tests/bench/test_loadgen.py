@@ -144,3 +144,50 @@ def test_one_publisher_two_players_against_nginx_rtmp():
     assert abs(res.delivered_bytes - 2 * res.ingest_bytes) < 0.05 * res.delivered_bytes
     assert 3.5e6 < res.ingest_bytes * 8 / res.window_s < 6.5e6  # ~5 Mbit/s
     assert len(res.join_ms) == 2 and all(0 < j < 3000 for j in res.join_ms)
+
+
+def _audio_msgs_wire() -> bytes:
+    """Hand-built chunks: fmt 0 with an extended timestamp, fmt 3 continuation carrying it again,
+    fmt 2 (delta only), fmt 3 opening a new message (reuses the delta), a 2-byte csid (csid 70)
+    and a 3-byte csid (csid 400) header, chunk size 128."""
+    body = b"\xaf\x01" + bytes(198)  # 200 bytes: two chunks at chunk size 128
+    ext = 0x01000000
+    out = bytearray()
+    # csid 4, fmt 0, ts field 0xFFFFFF, length 200, type 8, msid 1, ext ts
+    out += bytes((0x04,)) + b"\xff\xff\xff" + (200).to_bytes(3, "big") + b"\x08" + (1).to_bytes(4, "little")
+    out += ext.to_bytes(4, "big") + body[:128]
+    out += bytes((0xC4,)) + ext.to_bytes(4, "big") + body[128:]
+    # fmt 2: delta 21 (no extended timestamp any more)
+    out += bytes((0x84,)) + (21).to_bytes(3, "big") + body[:128] + bytes((0xC4,)) + body[128:]
+    # fmt 3 opening a new message: same length/type, delta 21 again
+    out += bytes((0xC4,)) + body[:128] + bytes((0xC4,)) + body[128:]
+    # 2-byte basic header (csid 70 = 64 + 6), fmt 0, ts 84
+    out += bytes((0x00, 6)) + (84).to_bytes(3, "big") + (200).to_bytes(3, "big") + b"\x08" + (1).to_bytes(4, "little")
+    return bytes(out)
+
+
+@pytest.mark.parametrize("seed", [None, 4, 5])
+def test_chunk_header_forms(seed):
+    async def go():
+        p = Player(0)
+        p.t_first_key = 1.0  # count audio without video
+        seen = []
+        orig = p.on_media
+
+        def spy(mtype, ts, prefix, length):
+            seen.append((mtype, ts, length))
+            orig(mtype, ts, prefix, length)
+        p.on_media = spy
+        wire = _audio_msgs_wire()
+        body = b"\xaf\x01" + bytes(198)
+        # finish the csid-70 message, then a 3-byte basic header (csid 400 = 64 + 336 = 0x50 + 1*256)
+        wire += body[:128] + bytes((0xC0 | 0, 6)) + body[128:]
+        wire += bytes((0x01, 0x50, 0x01)) + (5).to_bytes(3, "big") + (200).to_bytes(3, "big") + b"\x08" \
+            + (1).to_bytes(4, "little") + body[:128] + bytes((0xC1, 0x50, 0x01)) + body[128:]
+        _feed(p, wire, random.Random(seed) if seed else None)
+        return p, seen
+    p, seen = asyncio.run(go())
+    ext = 0x01000000
+    assert seen == [(8, ext, 200), (8, ext + 21, 200), (8, ext + 42, 200), (8, 84, 200),
+                    (8, 5, 200)]
+    assert p.media_bytes == 5 * 200
