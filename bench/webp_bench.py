@@ -409,6 +409,8 @@ def main() -> None:
         f.add_argument("--fps", type=int, default=30)
         f.add_argument("--bframes", action="store_true")
         f.add_argument("--runs", type=int, default=1, help="runs per client count")
+    for p in (r, sub.choices["fanout"]):
+        p.add_argument("--out", help="JSON file to write (default bench/out/webp_CMD.json)")
     args = ap.parse_args()
     if args.cmd == "_server":
         run_server(args)
@@ -417,7 +419,8 @@ def main() -> None:
     result = bench_render(args) if args.cmd == "render" else bench_fanout(args)
     result["command"] = " ".join(["python"] + sys.argv)
     suffix = "_texture" if getattr(args, "texture", False) else "_bframes" if getattr(args, "bframes", False) else ""
-    (OUT / f"webp_{args.cmd}{suffix}.json").write_text(json.dumps(result, indent=1))
+    out = pathlib.Path(args.out) if args.out else OUT / f"webp_{args.cmd}{suffix}.json"
+    out.write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
