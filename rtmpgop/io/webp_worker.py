@@ -22,12 +22,13 @@ Threads and queues:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from collections import deque
 from typing import Protocol
 
-from rtmpgop.channels import Hub
+from rtmpgop.channels import Hub, normalize_path
 from rtmpgop.config import Config
 from rtmpgop.errors import ConfigError
 from rtmpgop.media import AccessUnit, Skipped, Statistics, TrackSet, Unpublished
@@ -187,8 +188,7 @@ class StreamRender:
                     self._set_jpeg(False)
 
     def _set_jpeg(self, on: bool) -> None:
-        from dataclasses import replace
-        self.settings = replace(self.settings, jpeg=on)
+        self.settings = dataclasses.replace(self.settings, jpeg=on)
         with self._cond:
             self._pending.append(("settings", self.settings))
             self._cond.notify()
@@ -263,7 +263,6 @@ class RenderManager:
     def attach(self, path: str, viewer: Viewer, jpeg: bool = False) -> StreamRender:
         """Add ``viewer`` to the renderer of ``path`` (started if needed). Raises ``InvalidPath``.
         Must be called on the event loop thread."""
-        from rtmpgop.channels import normalize_path
         p = normalize_path(path)
         sr = self.streams.get(p)
         if sr is None:
@@ -277,7 +276,6 @@ class RenderManager:
 
     def detach(self, path: str, viewer: Viewer, jpeg: bool = False) -> None:
         """Remove ``viewer``; the renderer stops with its last viewer."""
-        from rtmpgop.channels import normalize_path
         p = normalize_path(path)
         sr = self.streams.get(p)
         if sr is None:

@@ -129,6 +129,35 @@ def assert_canvas_pattern(first: dict, second: dict, w: int = W, h: int = H) -> 
         assert abs(np.median(step) - 4 * 255 / (w - 1)) < 2
 
 
+@pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian chromium not installed")
+def test_chromium_reconnects_after_the_socket_drops(server):
+    from playwright.sync_api import sync_playwright
+
+    def drop_viewers():
+        async def drop():
+            n = len(server.ws.viewers)
+            for v in list(server.ws.viewers):
+                v.conn.transport.abort()
+            return n
+        return asyncio.run_coroutine_threadsafe(drop(), server.loop).result(5)
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{server.http.port}/view/{server.path}")
+            page.wait_for_function("window.rtmpgop && window.rtmpgop.frames >= 3", timeout=20000)
+            assert drop_viewers() == 1
+            page.wait_for_function("!window.rtmpgop.connected || window.rtmpgop.connects >= 2", timeout=5000)
+            before = page.evaluate("window.rtmpgop.frames")
+            page.wait_for_function(
+                f"window.rtmpgop.connects >= 2 && window.rtmpgop.frames >= {before + 5}", timeout=20000)
+            state = page.evaluate("({connects: window.rtmpgop.connects, connected: window.rtmpgop.connected})")
+        finally:
+            browser.close()
+    assert state == {"connects": 2, "connected": True}
+
+
 def test_ffmpeg_reads_mjpeg(server):
     ffmpeg = shutil.which("ffmpeg")
     if not ffmpeg:
