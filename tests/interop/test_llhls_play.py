@@ -163,18 +163,20 @@ def test_chromium_plays_page_with_hls_js_and_reports_latency(live):
             assert page.evaluate("window.__stats.mode") == "hls.js"
             page.wait_for_function("document.getElementById('v').currentTime > 1", timeout=20_000)
             t1 = page.evaluate("document.getElementById('v').currentTime")
+            # playback advances 6 s (a deadline, not a fixed window: a loaded machine may stall
+            # Chromium itself for a moment), then latency is sampled for 4 s
+            page.wait_for_function(f"document.getElementById('v').currentTime > {t1 + 6}",
+                                   timeout=30_000)
             samples = []
-            deadline = time.monotonic() + 8
+            deadline = time.monotonic() + 4
             while time.monotonic() < deadline:
                 page.wait_for_timeout(500)
                 samples.append(page.evaluate("window.__stats.pdtLatency"))
-            t2 = page.evaluate("document.getElementById('v').currentTime")
             stats = page.evaluate("window.__stats")
         finally:
             browser.close()
     fatal = [e for e in stats["errors"] if e["fatal"]]
     assert not fatal, stats["errors"]
-    assert t2 - t1 > 6.0, (t1, t2)  # played on for (about) the 8 s we watched
     assert re.fullmatch(r"avc1\.[0-9a-f]{6},mp4a\.40\.2", stats["levelCodecs"])
     lat = sorted(x for x in samples[-8:] if x is not None)
     median = lat[len(lat) // 2]

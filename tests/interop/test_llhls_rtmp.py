@@ -104,17 +104,19 @@ def test_chromium_plays_rtmp_published_stream(live):
             page.goto(f"{live}/")
             page.wait_for_function("document.getElementById('v').currentTime > 1", timeout=20_000)
             t1 = page.evaluate("document.getElementById('v').currentTime")
+            # playback advances 4 s (a deadline, not a fixed window: a loaded machine may stall
+            # Chromium itself for a moment)
+            page.wait_for_function(f"document.getElementById('v').currentTime > {t1 + 4}",
+                                   timeout=20_000)
             lat = []
-            end = time.monotonic() + 5
+            end = time.monotonic() + 3
             while time.monotonic() < end:
                 page.wait_for_timeout(500)
                 lat.append(page.evaluate("window.__stats.pdtLatency"))
-            t2 = page.evaluate("document.getElementById('v').currentTime")
             stats = page.evaluate("window.__stats")
         finally:
             browser.close()
     assert stats["mode"] == "hls.js" and not [e for e in stats["errors"] if e["fatal"]], stats["errors"]
-    assert t2 - t1 > 3.5, (t1, t2)
     lat = sorted(x for x in lat if x is not None)
     print(f"\nRTMP publish -> hls.js: PDT latency median {lat[len(lat) // 2]:.3f} s "
           f"(PDT = arrival at the server; excludes ffmpeg's own buffering)")
