@@ -39,6 +39,12 @@ from rtmpgop.subscribers.webp import RenderedFrame, StreamInfo
 
 log = logging.getLogger(__name__)
 
+ws_log = logging.getLogger(__name__ + ".websockets")
+"""The ``websockets`` library's logger for our server: it says "connection open/closed" at INFO
+for every viewer, which is noise with thousands of them. Warnings and errors still show; set this
+logger to DEBUG to see the handshakes."""
+ws_log.setLevel(logging.WARNING)
+
 WS_PREFIX = "/ws/"
 
 VIEWER_MAX_BUFFER = 256 * 1024
@@ -196,6 +202,7 @@ async def start(hub: Hub, config: Config, host: str, port: int, *,
     origins = list(config.ws_allowed_origins) or None
     server = await serve(handler, host, port, compression=None, origins=origins,
                          process_request=process_request, max_size=MAX_INCOMING_MESSAGE,
-                         ping_interval=PING_INTERVAL, server_header=None)
+                         ping_interval=PING_INTERVAL, server_header=None, logger=ws_log)
+    log.info("WebSocket viewers on %s:%d (/ws/PATH)", host, server.sockets[0].getsockname()[1])
     listener = WsListener(server, renders)
     return listener
