@@ -403,7 +403,10 @@ class LLHLSMuxer:
         peak = max((round(s.nbytes * 8 / s.duration) for s in done), default=0)
         total = sum(s.duration for s in done)
         avg = round(sum(s.nbytes for s in done) * 8 / total) if total else 0
-        fps = self.video_frames / self.video_seconds if self.video_seconds else 0.0
+        video = next((t for t in self.tracks if t.kind is MediaKind.VIDEO), None)
+        fps = video.config.frame_rate if video is not None else 0.0  # from the SPS when known
+        if not fps and self.video_seconds:
+            fps = self.video_frames / self.video_seconds  # else measured from the timestamps
         kw = {"bandwidth": peak} if peak else {}
         return Variant(MEDIA_PLAYLIST, self.tracks, average_bandwidth=avg,
                        frame_rate=round(fps, 3), **kw)

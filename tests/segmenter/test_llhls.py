@@ -335,3 +335,14 @@ def test_a_part_the_box_writer_refuses_is_dropped_not_retried():
     feed(m, at_frames)
     assert len(calls) == 3 and m.fragment_errors == 3 and m.dropped == 18
     assert all(not s.parts for s in m.segments)
+
+
+def test_frame_rate_from_the_sps_wins_over_measured_timestamps():
+    v = Track(0, CodecConfig(Codec.H264, bytes.fromhex("0164001eff"), 320, 240,
+                             codec_string="avc1.64001e", frame_rate=25.0), VIDEO_CLOCK)
+    m, _ = make(tracks=(v,))
+    feed(m, [AccessUnit(0, i * 3000, i * 3000, i % 30 == 0, b"v") for i in range(40)])
+    assert m.variant().frame_rate == 25.0
+    m2, _ = make(tracks=(V,))
+    feed(m2, [AccessUnit(0, i * 3000, i * 3000, i % 30 == 0, b"v") for i in range(40)])
+    assert m2.variant().frame_rate == 30.0
