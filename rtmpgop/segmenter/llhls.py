@@ -268,14 +268,18 @@ class LLHLSMuxer:
         if video:
             self.video_frames += 1
             self.video_seconds += sample.duration / prim.clock
-        self._part_samples.append(sample)
-        self._part_end = end
         clock = prim.clock
         target = round(self.layout.part_target * clock)
+        if self._part_samples and end - self._part_start > target + EPSILON_TICKS:
+            self._close_part()  # the sample does not fit: a part never exceeds PART-TARGET
+        self._part_samples.append(sample)
+        self._part_end = end
         length = end - self._part_start
         seg_len = end - self._seg_start
+        # close now if full, or if one more sample like this one would not fit (give the
+        # estimate a millisecond: RTMP timestamps are whole ms, so 30 fps frames last 33 or 34)
         close_part = (length >= target - EPSILON_TICKS
-                      or length + sample.duration > target + EPSILON_TICKS)
+                      or length + sample.duration > target + EPSILON_TICKS + clock // 1000)
         if video:
             # segments start at GoP heads; a GoP far too long is cut anyway at a part boundary
             cut = nxt.keyframe or (close_part and seg_len >= MAX_SEGMENT_TARGETS

@@ -346,3 +346,17 @@ def test_frame_rate_from_the_sps_wins_over_measured_timestamps():
     m2, _ = make(tracks=(V,))
     feed(m2, [AccessUnit(0, i * 3000, i * 3000, i % 30 == 0, b"v") for i in range(40)])
     assert m2.variant().frame_rate == 30.0
+
+
+def test_ms_timestamps_give_whole_200ms_parts_and_29_97_never_overruns():
+    # 30 fps through RTMP milliseconds, segment starting at an odd phase (ffmpeg -stream_loop)
+    m, _ = make(tracks=(V,))
+    ms = [11 + round(i * 1000 / 30) for i in range(95)]
+    feed(m, [AccessUnit(0, t * 90, t * 90, i % 30 == 0, b"v") for i, t in enumerate(ms)])
+    parts = [round(p.duration * 1000) for s in m.segments for p in s.parts]
+    assert parts[:15] == [200] * 15
+    # 29.97 fps: six frames would be 200.2 ms, so parts hold five
+    m, _ = make(tracks=(V,))
+    feed(m, [AccessUnit(0, i * 3003, i * 3003, i % 30 == 0, b"v") for i in range(95)])
+    durs = [p.duration for s in m.segments for p in s.parts]
+    assert durs and max(durs) <= 0.2 and {round(d * 90000) for d in durs[:5]} == {5 * 3003}
