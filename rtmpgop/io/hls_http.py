@@ -13,6 +13,9 @@ request is answered as soon as the part exists, 400 for out-of-range directives,
 TARGETDURATION. A request for the preload-hinted part is held until the part is complete, then
 sent whole. Playlists are ``no-cache`` and gzip-encoded when the client accepts it (Apple 10.1),
 rendered and compressed once per version however many clients wait. Media is immutable.
+HTTP/1.1 only (aiohttp has no HTTP/2 server): hls.js keeps two requests open per rendition (the
+blocking playlist and the preload-hinted part), well within a browser's six per host; for Safari
+on Apple devices, which want LL-HLS over HTTP/2 + TLS, put a proxy in front.
 
 Strategy: ``Waiters`` (sans-IO) keeps the held requests keyed by what they wait for; the muxer's
 drain calls ``_changed``, which answers the ready ones; a sweeper task expires the late ones
