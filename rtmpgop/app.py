@@ -38,15 +38,20 @@ class App:
 
         cfg = self.config
         self.listeners["rtmp"] = await rtmp_server.start(self.hub, cfg, cfg.host, cfg.rtmp_port)
+        from rtmpgop.io import rtsp_server  # RTSP publish/play + the shared UDP RTP/RTCP pair
+        self.listeners["rtsp"] = await rtsp_server.start(self.hub, cfg, cfg.host, cfg.rtsp_port)
         from rtmpgop.io import webp_worker, ws_server  # WebP renderer + /ws/PATH (before http: /view needs the port)
         self.services["webp"] = webp_worker.RenderManager(self.hub, cfg)
         self.listeners["ws"] = await ws_server.start(self.hub, cfg, cfg.host, cfg.ws_port,
                                                      renders=self.services["webp"])
         from rtmpgop.io import hls_http  # LL-HLS muxers start on publish (before the first request)
         self.services["llhls"] = await hls_http.start_service(self.hub, cfg)
+        from rtmpgop.io import rtmp_pull, rtsp_client, sources  # noqa: F401  (pullers register)
+        self.services["sources"] = sources.SourceManager(self.hub, cfg.sources)  # started below
         self.listeners["http"] = await http_server.start(
             self.hub, cfg, cfg.host, cfg.http_port, setups=self.http_setups())
         log.info("rtmpgop listening %s", " ".join(f"{k}={v}" for k, v in self.ports.items()))
+        self.services["sources"].start()  # camera pulls, once every consumer is listening
 
     def http_setups(self) -> list:
         """Route setups of the features served over HTTP (LL-HLS, viewer pages, ingest ...)."""
@@ -57,6 +62,9 @@ class App:
         if "llhls" in self.services:  # /PATH/index.m3u8, media.m3u8, init/seg/parts, /PATH/
             from rtmpgop.io import hls_http
             setups.append(hls_http.setup(self.services["llhls"]))
+        if "sources" in self.services:  # source state in / and /api/streams
+            from rtmpgop.io import http_server
+            setups.append(http_server.sources_setup(self.services["sources"]))
         return setups
 
     async def stop(self) -> None:

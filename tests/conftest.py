@@ -32,7 +32,8 @@ class ServerThread:
     def __init__(self, config=None) -> None:
         from rtmpgop.config import Config
 
-        self.config = config or Config(host="127.0.0.1", rtmp_port=0, rtsp_port=0, http_port=0, ws_port=0)
+        self.config = config or Config(host="127.0.0.1", rtmp_port=0, rtsp_port=0, http_port=0, ws_port=0,
+                                       rtsp_udp_rtp_port=0)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.app = None
         self._thread = threading.Thread(target=self._run, name="rtmpgop-test-server", daemon=True)
