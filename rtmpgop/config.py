@@ -31,6 +31,7 @@ class SourceConfig:
     stall_timeout: float = 5.0  # watchdog: restart when no frame arrives for this long
     user: str = ""
     password: str = ""
+    tls_verify: bool = True  # rtsps://: check the camera's certificate (self-signed: false)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +105,7 @@ def _source(path: str, raw: Mapping[str, Any]) -> SourceConfig:
     if transport not in ("tcp", "udp"):
         raise ConfigError(f"paths.{path}.transport", f"expected 'tcp' or 'udp', got {transport!r}")
     kw: dict[str, Any] = {"path": path.strip("/"), "url": url, "transport": transport}
-    for k in ("on_demand",):
+    for k in ("on_demand", "tls_verify"):
         if k in raw:
             if not isinstance(raw[k], bool):
                 raise ConfigError(f"paths.{path}.{k}", "expected true or false")
@@ -112,6 +113,8 @@ def _source(path: str, raw: Mapping[str, Any]) -> SourceConfig:
     for k in ("idle_timeout", "stall_timeout"):
         if k in raw:
             kw[k] = _coerce(f"paths.{path}.{k}", raw[k], "float")
+            if not kw[k] > 0:
+                raise ConfigError(f"paths.{path}.{k}", f"expected seconds > 0, got {raw[k]!r}")
     for k in ("user", "password"):
         if k in raw:
             kw[k] = _coerce(f"paths.{path}.{k}", raw[k], "str")

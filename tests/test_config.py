@@ -45,6 +45,8 @@ idle_timeout = 3
     ('[paths.a]\nsource = "rtsp://x"\ncolour = 1', "paths.a.colour"),
     ('[paths.a]\nsource = "rtsp://x"\non_demand = "yes"', "paths.a.on_demand"),
     ("rtmp_port = [", "--config"),
+    ('[paths.a]\nsource = "rtsps://x"\ntls_verify = "no"', "paths.a.tls_verify"),
+    ('[paths.a]\nsource = "rtsp://x"\nstall_timeout = 0', "paths.a.stall_timeout"),
 ])
 def test_invalid_config_names_the_key(tmp_path, text, key):
     with pytest.raises(ConfigError) as e:

@@ -1,0 +1,363 @@
+"""The RTSP camera puller: timeline and track mapping (no sockets), URL helpers, UDP port
+pairs, and the asyncio adapter against a scripted camera built on our own sans-IO
+``ServerConnection`` on loopback (Digest auth, TCP and UDP, wrong password, 404, redirect,
+TEARDOWN on cancel, a camera that never answers TEARDOWN). Real cameras: tests/interop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from fixtures.media import encode_video
+from rtmpgop import codecs
+from rtmpgop.channels import Hub
+from rtmpgop.config import SourceConfig
+from rtmpgop.io import rtsp_client, sources
+from rtmpgop.io.rtsp_client import (
+    RtspSourceError, Timeline, TrackMapper, UdpPorts, _split_host, source_url)
+from rtmpgop.media import VIDEO_CLOCK, AccessUnit, Codec, CodecConfig, Track, TrackSet
+from rtmpgop.protocol.rtp import rtcp
+from rtmpgop.protocol.rtsp import events as ev
+from rtmpgop.protocol.rtsp.auth import ServerAuth
+from rtmpgop.protocol.rtsp.sdp_tracks import packetizer_for
+from rtmpgop.protocol.rtsp.server import ServerConnection
+
+DEADLINE = 10.0
+
+
+# ------------------------------------------------------------------------- pure parts
+def au(track, dts, key=False, payload=b"x"):
+    return AccessUnit(track, dts, dts, key, payload)
+
+
+def test_timeline_starts_at_zero_and_aligns_tracks_by_arrival():
+    tl = Timeline()
+    v = tl.map(au(3, 1_000_000), 0, 90000, now=100.0)
+    a = tl.map(au(5, 7_000), 1, 48000, now=100.5)  # audio's first unit 0.5 s later
+    v2 = tl.map(au(3, 1_003_000), 0, 90000, now=100.533)
+    assert (v.track, v.dts, a.track, a.dts) == (0, 0, 1, 24000)
+    assert v2.dts == 3000 and v2.pts == 3000
+
+
+def test_timeline_reanchors_backward_and_large_jumps_only():
+    tl = Timeline()
+    tl.map(au(0, 500), 0, 90000, now=0.0)
+    same = tl.map(au(0, 500), 0, 90000, now=0.033)  # frozen camera clock: kept (watchdog's job)
+    back = tl.map(au(0, 100), 0, 90000, now=0.066)  # encoder restart: timestamps went back
+    ahead = tl.map(au(0, 100 + 3000), 0, 90000, now=0.1)
+    jump = tl.map(au(0, 10**9), 0, 90000, now=0.133)  # hours ahead: re-anchored to the clock
+    assert same.dts == 0 and tl.discontinuities == 2
+    assert back.dts == round(0.033 * 90000) and ahead.dts == back.dts + 3000
+    assert jump.dts == ahead.dts + round(0.033 * 90000)
+    burst = [tl.map(au(0, 10**9 + 3000 * i), 0, 90000, now=0.2) for i in range(1, 200)]
+    assert tl.discontinuities == 2  # a TCP backlog arriving at once is not a jump
+    assert [b.dts - jump.dts for b in burst[:3]] == [3000, 6000, 9000]
+
+
+class FakeSink:
+    def __init__(self):
+        self.tracksets = []
+        self.units = []
+
+    def set_tracks(self, tracks, metadata=None):
+        self.tracksets.append(list(tracks))
+
+    def push(self, unit):
+        self.units.append(unit)
+
+
+AAC = Track(0, CodecConfig(Codec.AAC, b"\x11\x90", sample_rate=48000, channels=2), 48000)
+H264_NOCFG = Track(1, CodecConfig(Codec.H264), VIDEO_CLOCK)
+
+
+def test_mapper_puts_video_first_and_waits_for_in_band_config():
+    sink = FakeSink()
+    m = TrackMapper(sink)
+    m.playing((AAC, H264_NOCFG), now=0.0)
+    m.unit(au(0, 1000, True), now=0.1)  # audio before the video config is known: held
+    assert sink.tracksets == [] and m.units_held == 1
+    video = Track(1, CodecConfig(Codec.H264, b"\x01avcC", 320, 240), VIDEO_CLOCK)
+    m.changed(video, now=0.2)
+    m.changed(video, now=0.3)  # the same parameter sets again (every keyframe): no re-announce
+    m.unit(au(1, 90000, True), now=0.3)
+    m.unit(au(0, 2024), now=0.31)
+    (ts,) = sink.tracksets
+    assert [(t.id, t.codec) for t in ts] == [(0, Codec.H264), (1, Codec.AAC)]
+    assert [(u.track, u.dts) for u in sink.units] == [(0, 0), (1, 480)]
+    m.changed(Track(1, CodecConfig(Codec.H264, b"\x01new", 640, 480), VIDEO_CLOCK), now=1.0)
+    assert len(sink.tracksets) == 2 and sink.tracksets[1][0].config.width == 640
+
+
+def test_mapper_publishes_known_tracks_after_the_grace():
+    sink = FakeSink()
+    m = TrackMapper(sink)
+    m.playing((AAC, H264_NOCFG), now=0.0)
+    m.unit(au(0, 0, True), now=1.0)
+    m.unit(au(0, 1024, True), now=rtsp_client.ANNOUNCE_GRACE + 0.1)
+    assert [[t.codec for t in ts] for ts in sink.tracksets] == [[Codec.AAC]]
+    assert [u.track for u in sink.units] == [1]  # hub id 1: the video keeps id 0
+
+
+def test_source_url_fills_credentials():
+    cfg = SourceConfig("c", "rtsp://old:x@cam:554/s?a=1", user="ad min", password="p@ss:/")
+    assert source_url(cfg) == "rtsp://ad%20min:p%40ss%3A%2F@cam:554/s?a=1"
+    assert source_url(SourceConfig("c", "rtsp://cam/s")) == "rtsp://cam/s"
+
+
+@pytest.mark.parametrize("url, want", [
+    ("rtsp://cam/s", ("rtsp", "cam", 554)),
+    ("rtsps://u:p@cam/s", ("rtsps", "cam", 322)),
+    ("rtsp://[::1]:8554/s", ("rtsp", "::1", 8554)),
+])
+def test_split_host(url, want):
+    assert _split_host(url) == want
+
+
+def test_split_host_bad_port():
+    with pytest.raises(RtspSourceError, match="bad host:port"):
+        _split_host("rtsp://cam:99999/s")
+
+
+def test_udp_ports_bind_even_odd_pairs_on_demand():
+    ports = UdpPorts()
+    assert ports and len(ports) == 0  # truthy before anything is bound (the core checks it)
+    try:
+        rtp, rtcp_port = ports[1]
+        assert len(ports) == 2 and rtp % 2 == 0 and rtcp_port == rtp + 1
+        assert ports.pairs[1][1].getsockname()[1] == rtcp_port
+    finally:
+        ports.close()
+
+
+# ------------------------------------------------------------------------- scripted camera
+VIDEO = encode_video("h264", frames=30, width=160, height=120, fps=30, bframes=False, gop=10)
+VTRACK = Track(0, codecs.make_config(Codec.H264, VIDEO.config), VIDEO_CLOCK)
+
+
+class Camera:
+    """A loopback RTSP camera on ``ServerConnection``: Digest auth for user ``u``/``p``;
+    ``/s`` plays the encoded clip in a loop at ``fps`` over TCP or UDP."""
+
+    def __init__(self, answer_teardown=True, fps=60, redirect_to=None):
+        self.answer_teardown = answer_teardown
+        self.fps = fps
+        self.redirect_to = redirect_to
+        self.events = []
+        self.rr = []  # receiver reports that reached our RTCP port
+        self.server = None
+        self.port = 0
+
+    async def start(self):
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        self.udp = []
+        for _ in range(2):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("127.0.0.1", 0))
+            s.setblocking(False)
+            self.udp.append(s)
+        asyncio.get_running_loop().add_reader(self.udp[1].fileno(), self._rtcp_in)
+        return self
+
+    def _rtcp_in(self):
+        try:
+            data = self.udp[1].recv(2048)
+        except BlockingIOError:
+            return
+        self.rr += [p for p in rtcp.parse_rtcp(data) if isinstance(p, rtcp.ReceiverReport)]
+
+    async def close(self):
+        asyncio.get_running_loop().remove_reader(self.udp[1].fileno())
+        for s in self.udp:
+            s.close()
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader, writer):
+        if self.redirect_to:
+            data = await reader.readuntil(b"\r\n\r\n")
+            cseq = [ln.split(b":")[1].strip() for ln in data.split(b"\r\n") if ln.lower().startswith(b"cseq")][0]
+            writer.write(b"RTSP/1.0 302 Moved\r\nCSeq: " + cseq + b"\r\nLocation: "
+                         + self.redirect_to.encode() + b"\r\n\r\n")
+            await writer.drain()
+            await reader.read()
+            writer.close()
+            return
+        ports = tuple(s.getsockname()[1] for s in self.udp)
+        conn = ServerConnection("c4m", read_auth=ServerAuth({"u": "p"}, "cam", "n0nce"),
+                                udp_ports=ports)
+        loop = asyncio.get_running_loop()
+        sender = None
+        udp_to = {}
+        pk = packetizer_for(VTRACK, 96, 0x1234, initial_seq=65000, initial_timestamp=2**32 - 9000)
+
+        async def send_media():
+            i = 0
+            while True:
+                p = VIDEO.packets[i % len(VIDEO.packets)]
+                pts = (i // len(VIDEO.packets)) * len(VIDEO.packets) * 3000 + p.pts
+                for pkt in pk.packetize(p.data, pts):
+                    if 0 in udp_to:
+                        self.udp[0].sendto(pkt, udp_to[0])
+                    else:
+                        conn.send_rtp(0, pkt)
+                if i % 30 == 0 and 0 in udp_to:  # an SR, so the client learns our RTCP port
+                    self.udp[1].sendto(pk.sender_report(rtcp.unix_to_ntp(1.7e9), pts), udp_to[1])
+                writer.writelines(conn.data_to_send())
+                i += 1
+                await asyncio.sleep(1 / self.fps)
+
+        try:
+            while not conn.closed:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                if b"TEARDOWN" in data and not self.answer_teardown:
+                    self.events.append(ev.Teardown("ignored"))
+                    continue
+                conn.receive_data(data, loop.time())
+                while (e := conn.next_event()) is not None:
+                    self.events.append(e)
+                    if isinstance(e, ev.DescribeRequest):
+                        if e.path == "s":
+                            conn.accept_describe([VTRACK])
+                        else:
+                            conn.reject(404)
+                    elif isinstance(e, ev.SetupDone) and e.transport.client_port:
+                        udp_to[0] = ("127.0.0.1", e.transport.client_port[0])
+                        udp_to[1] = ("127.0.0.1", e.transport.client_port[1])
+                    elif isinstance(e, ev.PlayRequest):
+                        conn.accept_play({0: (pk.seq, pk.rtp_timestamp(0))})
+                        sender = loop.create_task(send_media())
+                writer.writelines(conn.data_to_send())
+        finally:
+            if sender is not None:
+                sender.cancel()
+            writer.close()
+
+
+async def until(cond, timeout=DEADLINE):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        assert loop.time() < end, "deadline passed"
+        await asyncio.sleep(0.01)
+
+
+def slices(avcc):
+    """The NAL units of an access unit without parameter sets (the packetizer repeats SPS/PPS
+    before keyframes, as cameras do)."""
+    return [bytes(n) for n in codecs.h264.iter_avcc(avcc) if n[0] & 0x1F not in (7, 8)]
+
+
+def drain(sub):
+    out = []
+    while (it := sub.get_nowait()) is not None:
+        out.append(it)
+    return out
+
+
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_pull_from_scripted_camera_then_teardown(transport, monkeypatch):
+    monkeypatch.setattr(rtsp_client, "RR_INTERVAL", 0.2)
+
+    async def main():
+        cam = await Camera().start()
+        hub = Hub()
+        sub = hub.subscribe("cam")
+        items = []
+        sub.set_wakeup(lambda: items.extend(drain(sub)))
+        drain(sub)
+        cfg = SourceConfig("cam", f"rtsp://127.0.0.1:{cam.port}/s", transport=transport,
+                           user="u", password="p")
+        src = sources.Source(hub, cfg, rtsp_client.pull)
+        src.start()
+        await until(lambda: sum(isinstance(i, AccessUnit) for i in items) >= 40)
+        if transport == "udp":
+            await until(lambda: cam.rr)
+        await src.close()
+        await until(lambda: any(isinstance(e, ev.Teardown) for e in cam.events))
+        await cam.close()
+        return src, items, cam
+
+    src, items, cam = asyncio.run(main())
+    assert src.state is sources.SourceState.STOPPED and src.reconnects == 0
+    assert cam.events[-1] == ev.Teardown("teardown")  # we said goodbye
+    setup = next(e for e in cam.events if isinstance(e, ev.SetupDone))
+    assert setup.transport.protocol == transport.upper()
+    (ts,) = [i for i in items if isinstance(i, TrackSet)]
+    assert ts.tracks[0].config.record == VTRACK.config.record
+    units = [i for i in items if isinstance(i, AccessUnit)]
+    # The clip loops: payloads come back in order, first one a keyframe, timeline from ~0
+    # across the RTP timestamp and sequence wraps, 3000 ticks per frame.
+    want = [slices(p.data) for p in VIDEO.packets] * 3
+    assert units[0].keyframe and units[0].dts < 90000
+    start = want.index(slices(units[0].payload))
+    assert [slices(u.payload) for u in units] == want[start:start + len(units)]
+    assert all(b.dts - a.dts == 3000 for a, b in zip(units, units[1:]))
+    if transport == "udp":
+        assert cam.rr[0].ssrc != 0 and cam.rr[-1].reports[0].ssrc == 0x1234
+
+
+def test_wrong_password_404_and_refused_give_clear_errors():
+    async def main():
+        cam = await Camera().start()
+        out = {}
+        for name, url in [("auth", f"rtsp://u:bad@127.0.0.1:{cam.port}/s"),
+                          ("404", f"rtsp://u:p@127.0.0.1:{cam.port}/nope")]:
+            with pytest.raises(RtspSourceError) as e:
+                await rtsp_client.pull(SourceConfig("c", url), FakeSink())
+            out[name] = str(e.value)
+        await cam.close()
+        with pytest.raises(OSError) as e:  # nobody listens there any more
+            await rtsp_client.pull(SourceConfig("c", f"rtsp://127.0.0.1:{cam.port}/s"), FakeSink())
+        out["refused"] = str(e.value)
+        return out
+
+    out = asyncio.run(main())
+    assert out["auth"] == "DESCRIBE failed: 401 Unauthorized"
+    assert out["404"] == "DESCRIBE failed: 404 Not Found"
+    assert "Connect call failed" in out["refused"] or "refused" in out["refused"].lower()
+
+
+def test_redirect_keeps_credentials_for_the_same_host():
+    async def main():
+        cam = await Camera().start()
+        hop = await Camera(redirect_to=f"rtsp://127.0.0.1:{cam.port}/s").start()
+        sink = FakeSink()
+        task = asyncio.get_running_loop().create_task(rtsp_client.pull(
+            SourceConfig("c", f"rtsp://u:p@127.0.0.1:{hop.port}/old"), sink))
+        await until(lambda: len(sink.units) >= 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await hop.close()
+        await cam.close()
+        return sink
+
+    sink = asyncio.run(main())
+    assert sink.tracksets and sink.units[0].keyframe
+
+
+def test_teardown_is_not_waited_for_forever():
+    async def main():
+        cam = await Camera(answer_teardown=False).start()
+        sink = FakeSink()
+        task = asyncio.get_running_loop().create_task(rtsp_client.pull(
+            SourceConfig("c", f"rtsp://u:p@127.0.0.1:{cam.port}/s"), sink))
+        await until(lambda: len(sink.units) >= 3)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        took = loop.time() - t0
+        await cam.close()
+        return took, cam
+
+    took, cam = asyncio.run(main())
+    assert ev.Teardown("ignored") in cam.events
+    assert rtsp_client.TEARDOWN_TIMEOUT - 0.1 <= took < rtsp_client.TEARDOWN_TIMEOUT + 1.0
