@@ -184,10 +184,12 @@ class Subscription:
         backlog = self.backlog_bytes()
         if backlog > self.peak_backlog_bytes:
             self.peak_backlog_bytes = backlog
-        if backlog > self.max_backlog_bytes:
-            return True
         newest = self.channel.last_gop
-        return newest is not None and newest.seq - gop.seq > self.max_backlog_gops
+        if backlog <= self.max_backlog_bytes and (newest is None or newest.seq - gop.seq <= self.max_backlog_gops):
+            return False
+        # Jumping only helps when a newer head exists: a cursor already on the newest
+        # random-access GoP (one GoP bigger than the byte bound) would skip to itself forever.
+        return self.channel.newest_start() is not gop
 
     def _skip(self) -> Skipped:
         gop = self._gop

@@ -210,3 +210,19 @@ def test_failing_wakeup_closes_only_that_subscription():
     bad.get_nowait(), good.get_nowait()
     ch.push(vid(0, key=True))
     assert bad.closed and not good.closed and woke == [1]
+
+
+def test_gop_larger_than_backlog_bound_does_not_skip_forever():
+    # a single GoP bigger than max_backlog_bytes: the reader on its head must read it, not
+    # yield Skipped(0, 0) over and over (found by the RTMP play tests)
+    hub = Hub()
+    ch = hub.publish("live/big", "pub")
+    ch.set_tracks([V])
+    sub = hub.subscribe("live/big", max_backlog_bytes=500)
+    publish_gops(ch, 1, gop_len=10, size=100)
+    items = drain(sub)
+    assert [type(i).__name__ for i in items] == ["TrackSet"] + ["AccessUnit"] * 10
+    publish_gops(ch, 2, gop_len=10, start=10, size=100)  # now behind by 2 GoPs: one real skip
+    items = drain(sub)
+    assert sum(isinstance(i, Skipped) for i in items) == 1
+    assert [i.dts for i in items if isinstance(i, AccessUnit)] == [i * 3000 for i in range(20, 30)]
