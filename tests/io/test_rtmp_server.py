@@ -213,3 +213,41 @@ def test_server_fixture_runs_the_app(server):
 
     assert uvloop.run(main())
     assert server.call(lambda: server.hub.statistics().frames_in) == 5
+
+
+@run
+async def test_slow_player_bounded_and_skipped_publisher_never_blocked(hub, lst, base):
+    import os
+
+    from rtmpgop.protocol import flv
+    from rtmpgop.protocol.flv import PacketType as P
+
+    video = h264()
+    pub = await open_url(base + "/live/slow", "publish")
+    slow = await open_url(base + "/live/slow", "play")
+    slow.transport.pause_reading()  # a player that stops reading
+    send_headers(pub, video)
+    big = 200_000
+    n = 120
+    for i in range(n):
+        key = i % 10 == 0
+        nal = (b"\x65" if key else b"\x41") + os.urandom(big)
+        body = [flv.video_header("avc1", P.CODED_FRAMES, key, 0), len(nal).to_bytes(4, "big"), nal]
+        pub.conn.send_video(pub.msid, i * 33, body)
+        pub.flush()
+        await asyncio.sleep(0.002)
+        conn = next(c for c in lst.connections if c.players)
+        assert conn.transport.get_write_buffer_size() <= rtmp_server.WRITE_HIGH_WATER + 600_000
+    await asyncio.sleep(0.3)
+    ch = hub.get("live/slow")
+    assert ch.frames_in == n  # the publisher was never held back
+    player = next(iter(conn.players.values()))
+    assert player.sub.backlog_bytes() > 10 * big  # the hub holds it; the transport does not
+    slow.transport.resume_reading()
+    events = await collect(slow, lambda ev: any(isinstance(e, E.VideoData) and e.timestamp == (n - 1) * 33
+                                                for e in ev), timeout=20)
+    vids = [e for e in events if isinstance(e, E.VideoData)]
+    ts = [v.timestamp for v in vids if v.tag.packet.name == "CODED_FRAMES"]
+    assert ts == sorted(ts) and len(ts) < n  # frames were skipped, order kept
+    assert len([v for v in vids if v.tag.packet.name == "SEQUENCE_START"]) >= 2  # headers after a skip
+    assert player.sub.skipped_frames == n - len(ts)
