@@ -251,3 +251,27 @@ async def test_slow_player_bounded_and_skipped_publisher_never_blocked(hub, lst,
     assert ts == sorted(ts) and len(ts) < n  # frames were skipped, order kept
     assert len([v for v in vids if v.tag.packet.name == "SEQUENCE_START"]) >= 2  # headers after a skip
     assert player.sub.skipped_frames == n - len(ts)
+
+
+def test_handshake_and_idle_timeouts(monkeypatch, caplog):
+    caplog.set_level(logging.WARNING, "rtmpgop.io.rtmp_server")
+    monkeypatch.setattr(rtmp_server, "TIMER_TICK", 0.05)
+    monkeypatch.setattr(rtmp_server, "HANDSHAKE_TIMEOUT", 0.3)
+    monkeypatch.setattr(rtmp_server, "IDLE_TIMEOUT", 0.6)
+    monkeypatch.setattr(rtmp_server, "PING_INTERVAL", 100.0)
+
+    @run
+    async def body(hub, lst, base):
+        r, w = await asyncio.open_connection("127.0.0.1", lst.port)
+        w.write(b"\x03")  # C0 only, then silence
+        assert await asyncio.wait_for(r.read(), 5) == b""
+        client = await open_url(base + "/live/idle", "play")  # handshake done, then silent
+        client.transport.pause_reading()
+        async with asyncio.timeout(5):
+            while lst.connections:  # the server closed its side
+                await asyncio.sleep(0.05)
+        client.close()
+    body()
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("closed: handshake timeout" in x for x in lines), lines
+    assert any("closed: idle for" in x for x in lines), lines

@@ -149,7 +149,7 @@ class RawMessage:
 
 class _Stream:
     __slots__ = ("csid", "timestamp", "delta", "length", "type_id", "msid", "ext", "ext_value",
-                 "pieces", "received", "in_progress", "started")
+                 "pieces", "received", "in_progress")
 
     def __init__(self, csid: int) -> None:
         self.csid = csid
@@ -163,7 +163,6 @@ class _Stream:
         self.pieces: list = []  # (block or None, view)
         self.received = 0
         self.in_progress = False
-        self.started = False
 
 
 class ChunkReader:
@@ -352,7 +351,6 @@ class ChunkReader:
             s.delta = ts  # after fmt 0 a type-3 new message adds the timestamp (spec, FFmpeg)
             s.length, s.type_id, s.msid = length, type_id, msid
             s.ext, s.ext_value = ext, ts
-            s.started = True
             self._begin(s)
         else:
             if s.ext:  # type-3 ambiguity: peek, consume only the expected value
