@@ -12,7 +12,7 @@ interleaved TCP the 4-byte ``$`` headers are also built once per (track, channel
 kept with the packets, so N players with the usual ``interleaved=0-1``/``2-3`` write the same
 buffer list (``transport.writelines``): no per-player packetizing, header rewriting or copying.
 UDP players get the same packet objects for ``sendto``. Per player remain only RTCP: a sender
-report (SR + CNAME) for each track right after its first packet and every ``SR_INTERVAL``
+report (SR + CNAME) for each track just before its first packet and every ``SR_INTERVAL``
 seconds (packet/octet counts are the player's own), and BYE when the stream ends.
 
 The stream ends for a player (``ended`` is set, BYE queued, the adapter closes the session)
@@ -312,6 +312,9 @@ class RtspPlayer:
                 p = self.source.packets(gop, index, item)
                 if p is None:
                     continue
+                self._stream_sec = item.dts / out.track.clock_rate
+                if out.next_sr <= wall:  # before the track's first packet too (FFmpeg maps
+                    self._sender_report(out, wall, tcp, udp)  # packets before any SR alone)
                 if out.udp:
                     udp.extend((out.track.id, False, pkt) for pkt in p.packets)
                     size += p.nbytes
@@ -321,10 +324,7 @@ class RtspPlayer:
                 out.packets += len(p.packets)
                 out.octets += p.nbytes - 12 * len(p.packets)
                 out.last_pts = item.pts
-                self._stream_sec = item.dts / out.track.clock_rate
                 self.frames_out += 1
-                if out.next_sr <= wall:
-                    self._sender_report(out, wall, tcp, udp)
             elif type(item) is TrackSet:
                 self._trackset(item)
             elif type(item) is Unpublished:
