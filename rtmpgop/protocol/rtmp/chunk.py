@@ -206,17 +206,19 @@ class ChunkReader:
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Copy ``data`` into the receive buffer (tests, or a transport without recv_into)."""
         data = memoryview(data)
-        while len(data):
-            buf = self.get_buffer(len(data))
-            n = min(len(buf), len(data))
-            buf[:n] = data[:n]
-            self.buffer_updated(n)
-            data = data[n:]
+        if self._start == self._end and self._block.pins == 0:
+            self._start = self._end = 0
+        if len(self._block.buf) - self._end < len(data):
+            self._new_block(len(data))  # one block big enough: no repeated leftover copies
+        buf = self.get_buffer(len(data))
+        buf[:len(data)] = data
+        self.buffer_updated(len(data))
 
-    def _new_block(self) -> None:
+    def _new_block(self, room: int = MIN_FREE) -> None:
         old = self._block
         left = self._end - self._start
-        if old.pins == 0 and left + MIN_FREE <= len(old.buf):
+        room = max(room, MIN_FREE)
+        if old.pins == 0 and left + room <= len(old.buf):
             old.view[:left] = old.view[self._start:self._end]  # compact: leftover < one header
             self._counter.copied += left
             self._start, self._end = 0, left
@@ -225,7 +227,7 @@ class ChunkReader:
             self._held.add(old)
             if len(self._held) > MAX_HELD_BLOCKS:
                 self._consolidate_all()
-        blk = _Block(max(BLOCK_SIZE, left + MIN_FREE))
+        blk = _Block(max(BLOCK_SIZE, left + room))
         blk.view[:left] = old.view[self._start:self._end]
         self._counter.copied += left
         self._block, self._start, self._end = blk, 0, left

@@ -33,6 +33,40 @@ def test_golden_header_write(name, wire, f):
     assert chunk_header(fmt, csid, ts, length, type_id, msid) == H(wire.replace(" ", ""))
 
 
+@pytest.mark.parametrize("name,wire,f", HEADERS, ids=[h[0] for h in HEADERS])
+def test_golden_header_read(name, wire, f):
+    """Each header row parsed in context: fmt 1/2/3 rows follow a fmt 0 header of their csid
+    (ts 1000, length 3, type 8, msid 1) and its 3-byte message."""
+    fmt, csid, ts, length, type_id, msid = f
+    hdr = H(wire.replace(" ", ""))
+    if fmt == 0:
+        data = hdr + bytes(length)
+        want = (csid, msid, type_id, ts, length)
+    else:
+        prev_len = 3
+        t0 = ts if (fmt == 3 and ts >= 0xFFFFFF) else 1000  # extended fmt 3 needs an extended fmt 0
+        prefix = chunk_header(0, csid, t0, prev_len, 8, 1) + bytes(prev_len)
+        new_len = length if fmt == 1 else prev_len
+        data = prefix + hdr + bytes(new_len)
+        delta = ts if fmt < 3 else t0  # fmt 3 new message: the fmt-0 timestamp is the delta
+        want = (csid, 1, type_id if fmt == 1 else 8, t0 + delta, new_len)
+    r = ChunkReader()
+    r.chunk_size = 65536  # whole messages in one chunk
+    r.feed(data)
+    m = msgs_of(r)[-1]
+    assert (m[0], m[1], m[2], m[3], len(m[4])) == want and r.available() == 0
+
+
+def test_feed_large_input_copies_leftover_once():
+    body = bytes(3_000_000)
+    data = b"".join(bytes(b) for b in chunk_message(6, 1, 9, 0, body, 4096 * 16))
+    r = ChunkReader()
+    r.chunk_size = 4096 * 16
+    r.feed(data)
+    m = r.next_message()
+    assert m.body.to_bytes() == body and r.bytes_copied == len(body)
+
+
 def test_basic_header_range():
     with pytest.raises(ValueError):
         basic_header(0, 1)
