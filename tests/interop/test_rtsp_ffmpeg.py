@@ -17,6 +17,7 @@ import asyncio
 import io
 import json
 import subprocess
+import urllib.request
 
 import pytest
 import websockets
@@ -67,6 +68,13 @@ def rtsp_read(url: str, transport: str, *maps: str) -> subprocess.Popen:
         cmd += ["-map", m]
     return subprocess.Popen(cmd + ["-f", "framemd5", "-"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
+
+
+def _get(url: str) -> bytes:
+    try:
+        return urllib.request.urlopen(url, timeout=10).read()
+    except OSError:
+        return b""
 
 
 def hashes(out: bytes, stream: int = 0) -> list[str]:
@@ -174,6 +182,9 @@ def test_rtsp_in_plays_over_llhls_and_webp(server, tmp_path):
     pub = rtsp_publish(rtsp_url(server, path), clip, "tcp", loop=True)
     try:
         wait_live(server, path)
+        base = f"http://127.0.0.1:{server.ports['http']}/{path}"
+        wait_until(lambda: _get(f"{base}/media.m3u8").count(b"#EXTINF") >= 2, timeout=15,
+                   what="two LL-HLS segments")
         hls = subprocess.run([FFMPEG, "-nostdin", "-v", "error", "-i",
                               f"http://127.0.0.1:{server.ports['http']}/{path}/index.m3u8",
                               "-t", "2", "-map", "0:v", "-map", "0:a", "-f", "framemd5", "-"],
