@@ -28,6 +28,7 @@ RouteSetup = Callable[[web.Application], None]
 
 HUB_KEY = web.AppKey("hub", Hub)
 CONFIG_KEY = web.AppKey("config", Config)
+SOURCES_KEY = web.AppKey("sources", object)  # io.sources.SourceManager, when configured
 
 CLIENT_MAX_SIZE = 8 * 1024 * 1024
 """Largest request body (POSTed frames for /ingest): a 4K JPEG fits with room to spare."""
@@ -58,9 +59,12 @@ def web_asset(name: str) -> bytes:
     return resources.files("rtmpgop.web").joinpath(name).read_bytes()
 
 
-def streams_info(hub: Hub) -> list[dict]:
-    """One dict per channel: path, live, tracks, counters."""
+def streams_info(hub: Hub, sources=None) -> list[dict]:
+    """One dict per channel: path, live, tracks, counters; configured sources add
+    ``source_state``, ``source_error``, ``reconnects`` (and are listed without a channel too,
+    e.g. an on-demand camera nobody watches)."""
     out = []
+    status = sources.status() if sources is not None else {}
     for ch in sorted(hub.channels(), key=lambda c: c.path):
         st = ch.statistics()
         tracks = [{"id": t.id, "kind": t.kind.value, "codec": t.codec.value,
@@ -70,11 +74,28 @@ def streams_info(hub: Hub) -> list[dict]:
         out.append({"path": ch.path, "live": ch.is_live, "tracks": tracks,
                     "frames_in": st.frames_in, "bytes_in": st.bytes_in,
                     **{k: v for k, v in st.extra if isinstance(v, (int, float, str, bool))}})
+    seen = {s["path"] for s in out}
+    for path in sorted(set(status) - seen):
+        out.append({"path": path, "live": False, "tracks": [], "frames_in": 0, "bytes_in": 0})
+    for s in out:
+        src = status.get(s["path"])
+        if src is not None:
+            s.update(source_state=src.state, source_error=src.last_error,
+                     reconnects=src.reconnects, source_url=src.url)
+    out.sort(key=lambda s: s["path"])
     return out
 
 
+def sources_setup(manager) -> RouteSetup:
+    """Route setup that makes the stream list show ``manager``'s source states."""
+    def setup(app: web.Application) -> None:
+        app[SOURCES_KEY] = manager
+    return setup
+
+
 async def api_streams(request: web.Request) -> web.Response:
-    return web.json_response({"streams": streams_info(request.app[HUB_KEY])},
+    return web.json_response({"streams": streams_info(request.app[HUB_KEY],
+                                                      request.app.get(SOURCES_KEY))},
                              headers={"Cache-Control": "no-cache"})
 
 

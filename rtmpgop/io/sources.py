@@ -279,6 +279,7 @@ class SourceManager:
         self.hub = hub
         self.sources = {s.path: Source(hub, s) for s in sources}
         self._idle_timers: dict[str, asyncio.TimerHandle] = {}
+        self._idle_task: asyncio.Task | None = None
         hub.on_subscribe.append(self._on_subscribe)
 
     def start(self) -> None:
@@ -286,7 +287,7 @@ class SourceManager:
             if not src.cfg.on_demand:
                 src.start()
         if any(s.cfg.on_demand for s in self.sources.values()):
-            asyncio.get_running_loop().create_task(self._idle_loop())
+            self._idle_task = asyncio.get_running_loop().create_task(self._idle_loop())
 
     def _on_subscribe(self, ch: Channel) -> None:
         src = self.sources.get(ch.path)
@@ -316,6 +317,19 @@ class SourceManager:
     def status(self) -> dict[str, SourceStatus]:
         return {p: s.status() for p, s in self.sources.items()}
 
+    def statistics(self) -> Statistics:
+        """Frames pulled by all sources; per state counts and total reconnects in ``extra``."""
+        st = [s.status() for s in self.sources.values()]
+        return Statistics(frames_in=sum(s.frames for s in st), extra=(
+            ("sources", len(st)), *((k.value, sum(s.state == k.value for s in st))
+                                    for k in SourceState),
+            ("reconnects", sum(s.reconnects for s in st))))
+
     async def close(self) -> None:
+        if self._on_subscribe in self.hub.on_subscribe:
+            self.hub.on_subscribe.remove(self._on_subscribe)
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+            self._idle_task = None
         for src in self.sources.values():
             await src.close()

@@ -51,7 +51,9 @@ class ChannelMuxer:
         now = clock()
         self.muxer = LLHLSMuxer(layout, packager, first_msn=int(now) % MSN_BASE_MODULUS)
         self.waiters = Waiters(self.muxer)
-        self.sub = hub.subscribe(path, f"llhls:{path}")
+        # passive: the muxer runs whenever the path is published and is not a viewer, so it
+        # must not keep an on-demand camera connected (io/sources.py)
+        self.sub = hub.subscribe(path, f"llhls:{path}", passive=True)
         self.channel: Channel = self.sub.channel
         self.idle_since: float | None = None
         self._scheduled = False
