@@ -16,6 +16,8 @@ Publishing: ANNOUNCE claims the path (``PathBusy`` -> 455, an invalid path -> 40
 wake-up callback while the transport is not paused; a transport paused for longer than
 ``WRITE_STALL_TIMEOUT`` (a client that never reads) is closed, the hub skipping it meanwhile.
 
+Bad media (``MediaError``): over TCP it closes the session (the transport is reliable, so the
+sender is broken); over UDP the packet is dropped and logged at a limited rate (noise happens).
 Session timeouts: the core's ``next_deadline``/``handle_timer`` on ``loop.call_at``. Peer faults
 (``ProtocolError``) close only that session with one log line: peer, error class, fields.
 """
@@ -223,6 +225,7 @@ class RtspServerProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._stall: asyncio.TimerHandle | None = None
         self.media_errors = 0
+        self._udp_input = False  # processing a datagram (bad media is dropped, not fatal)
         self.closed = False
 
     # ------------------------------------------------------------------ asyncio callbacks
@@ -244,7 +247,11 @@ class RtspServerProtocol(asyncio.Protocol):
 
     def udp_received(self, track_id: int, is_rtcp: bool, data: bytes) -> None:
         self.conn.receive_udp(track_id, is_rtcp, data, self.loop.time())
-        self._process()
+        self._udp_input = True
+        try:
+            self._process()
+        finally:
+            self._udp_input = False
 
     def pause_writing(self) -> None:
         self._paused_at = self.loop.time()
@@ -301,6 +308,8 @@ class RtspServerProtocol(asyncio.Protocol):
             if self.ingest is not None:
                 self.ingest.track_changed(ev.track)
         elif t is E.MediaError:
+            if not self._udp_input:  # TCP is reliable: a bad packet means a broken sender
+                raise ev.error if isinstance(ev.error, ProtocolError) else RTSPError(str(ev.error))
             self.media_errors += 1
             if self.media_errors % MEDIA_ERROR_LOG_EVERY == 1:
                 log.warning("rtsp %s: track %d: dropped bad media (%d so far): %s %s", self.peer,
@@ -435,7 +444,7 @@ class RtspServerProtocol(asyncio.Protocol):
         if self._paused_at is not None:
             self.listener.errors += 1
             skipped = self.player.sub.skipped_frames if self.player is not None else 0
-            log.warning("rtsp %s closed: WriteStalled client read nothing for %.0f s "
+            log.warning("rtsp %s closed: WriteStalled client read nothing for %.1f s "
                         "(skipped_frames=%d)", self.peer, WRITE_STALL_TIMEOUT, skipped)
             self.close()
 
