@@ -5,6 +5,7 @@ that lists the FourCCs in its connect (``rtmp_enhanced_codecs``); every frame de
 from __future__ import annotations
 
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -15,10 +16,11 @@ from tests.interop.rtmp_tools import channel_stat, stop, wait_until
 pytestmark = pytest.mark.interop
 
 FRAMES = 30
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def helper(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.interop.pyav_rtmp", *args],
+    return subprocess.Popen([sys.executable, "-m", "tests.interop.pyav_rtmp", *args], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
