@@ -283,3 +283,32 @@ def test_on_demand_camera_connects_only_while_watched():
             assert viewer.video[0][2]
             wait_until(lambda: status(srv, "live/lazy").state == "idle", 10, what="idle again")
             assert streams(srv)["live/lazy"]["source_state"] == "idle"
+
+
+def test_ffmpeg_publishing_to_our_rtsp_server_is_a_second_camera():
+    """ffmpeg publishes H.264 + AAC over RTSP to one rtmpgop; a second pulls it as a camera
+    (alongside the GStreamer one) and serves both over RTMP."""
+    with app() as cam_srv, camera("--audio") as (_, gst_port):
+        pub_url = f"rtsp://127.0.0.1:{cam_srv.ports['rtsp']}/cams/ffmpeg"
+        pub = subprocess.Popen(
+            [FFMPEG, "-nostdin", "-v", "error", "-re", "-f", "lavfi", "-i",
+             "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i",
+             "sine=frequency=440:sample_rate=48000", "-t", "60", "-c:v", "libx264",
+             "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25", "-c:a", "aac",
+             "-f", "rtsp", "-rtsp_transport", "tcp", pub_url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: frames_in(cam_srv, "cams/ffmpeg") > 0, DEADLINE, what="publish")
+            srcs = (SourceConfig("live/second", pub_url),
+                    SourceConfig("live/first", f"rtsp://127.0.0.1:{gst_port}/stream1",
+                                 transport="udp"))
+            with app(*srcs) as srv:
+                for s in srcs:
+                    wait_until(lambda: status(srv, s.path).state == "live", DEADLINE, what=s.path)
+                for path in ("live/second", "live/first"):
+                    url = f"rtmp://127.0.0.1:{srv.ports['rtmp']}/{path}"
+                    assert {s["codec_name"] for s in probe(url)} == {"h264", "aac"}
+                    assert decode_frames(url, 15) == 15
+        finally:
+            pub.terminate()
+            pub.wait(10)
