@@ -102,8 +102,9 @@ async def _open(cls, args, host: str, port: int):
     return proto
 
 
-async def _start_publisher(i: int, media: Media, spec: LoadSpec, tc: str) -> Publisher:
-    p = await _open(Publisher, (i, media), spec.host, spec.port)
+async def _start_publisher(i: int, media: Media, spec: LoadSpec, tc: str,
+                           cls=Publisher) -> Publisher:
+    p = await _open(cls, (i, media), spec.host, spec.port)
     try:
         await asyncio.wait_for(p.publish(spec.app, tc, f"s{i}"), CONNECT_TIMEOUT)
     except BaseException:
@@ -112,10 +113,10 @@ async def _start_publisher(i: int, media: Media, spec: LoadSpec, tc: str) -> Pub
     return p
 
 
-async def _start_player(i: int, spec: LoadSpec, tc: str, players: list) -> None:
+async def _start_player(i: int, spec: LoadSpec, tc: str, players: list, cls=Player) -> None:
     pub = i % spec.publishers
     t = time.monotonic()
-    p = await _open(Player, (pub,), spec.host, spec.port)
+    p = await _open(cls, (pub,), spec.host, spec.port)
     p.t_connect = t
     players.append(p)
     await asyncio.wait_for(p.play(spec.app, tc, f"s{pub}"), CONNECT_TIMEOUT)
@@ -123,11 +124,13 @@ async def _start_player(i: int, spec: LoadSpec, tc: str, players: list) -> None:
 
 async def run_load(spec: LoadSpec, media: Media,
                    on_window: tuple[Callable[[], None], Callable[[], None]] | None = None,
-                   sample: Callable[[], None] | None = None) -> LoadResult:
+                   sample: Callable[[], None] | None = None, *, publisher_cls=Publisher,
+                   player_cls=Player, scheme: str = "rtmp") -> LoadResult:
     """Run one load and return its result. ``on_window`` = (start hook, end hook); ``sample``
-    is called every 0.25 s while the load runs (RSS sampling)."""
+    is called every 0.25 s while the load runs (RSS sampling). ``publisher_cls``/``player_cls``
+    and ``scheme`` swap in other protocols' clients (bench/loadgen/rtsp.py)."""
     res = LoadResult(spec=asdict(spec))
-    tc = f"rtmp://{spec.host}:{spec.port}/{spec.app}"
+    tc = f"{scheme}://{spec.host}:{spec.port}/{spec.app}"
     pubs: list[Publisher] = []
     counted: list[Player] = []
     probes: list[Player] = []
@@ -142,7 +145,7 @@ async def run_load(spec: LoadSpec, media: Media,
     if sample is not None:
         sampler = asyncio.create_task(_sampler())
     try:
-        started = await asyncio.gather(*(_start_publisher(i, media, spec, tc)
+        started = await asyncio.gather(*(_start_publisher(i, media, spec, tc, publisher_cls)
                                          for i in range(spec.publishers)), return_exceptions=True)
         for s in started:
             if isinstance(s, BaseException):
@@ -157,7 +160,7 @@ async def run_load(spec: LoadSpec, media: Media,
 
         for group, n in ((counted, spec.players), (probes, spec.probe_players)):
             for b in range(0, n, PLAYER_BATCH):
-                rs = await asyncio.gather(*(_start_player(i, spec, tc, group)
+                rs = await asyncio.gather(*(_start_player(i, spec, tc, group, player_cls)
                                             for i in range(b, min(n, b + PLAYER_BATCH))),
                                           return_exceptions=True)
                 res.errors += [f"player: {r!r}" for r in rs if isinstance(r, BaseException)]
