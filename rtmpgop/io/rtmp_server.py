@@ -235,12 +235,20 @@ class RtmpListener:
         self.errors = 0  # connections closed for a protocol error
 
     def statistics(self) -> Statistics:
+        """Totals over open connections: bytes in/out and copied, media messages in, frames
+        out and skipped for players; connection, publisher, player and error counts."""
         stats = [c.conn.statistics() for c in self.connections]
+        players = [p for c in self.connections for p in c.players.values()]
         return Statistics(
             frames_in=sum(s.frames_in for s in stats), bytes_in=sum(s.bytes_in for s in stats),
             bytes_out=sum(s.bytes_out for s in stats),
+            frames_out=sum(p.frames_out for p in players),
+            skipped_frames=sum(p.sub.skipped_frames for p in players),
+            skipped_bytes=sum(p.sub.skipped_bytes for p in players),
             extra=(("connections", len(stats)), ("protocol_errors", self.errors),
-                   ("bytes_copied", sum(dict(s.extra)["bytes_copied"] for s in stats))))
+                   ("bytes_copied", sum(dict(s.extra)["bytes_copied"] for s in stats)),
+                   ("publishers", sum(c.channel is not None for c in self.connections)),
+                   ("players", len(players))))
 
     async def close(self) -> None:
         if self.server is not None:
