@@ -400,7 +400,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
-    command = "python bench/rtmp_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = " ".join(["python bench/rtmp_bench.py", *(argv if argv is not None else sys.argv[1:])])
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() or "?"
     note = machine_note(args)
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     media = load_media()
@@ -427,13 +429,14 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out + ".json", "w") as f:
-        json.dump({"command": command, "date": started, "machine": note,
+        json.dump({"command": command, "date": started, "commit": commit, "machine": note,
                    "media": {"width": media.width, "height": media.height, "fps": media.fps,
                              "gop": media.gop, "video_bps": media.video_bitrate,
                              "audio_bps": media.audio_bitrate},
                    "window_s": args.window, "results": results}, f, indent=1)
     with open(args.out + ".md", "w") as f:
-        f.write(f"Command: `{command}`  \nDate: {started}  \nMachine: {note}\n\n{table}\n")
+        f.write(f"Command: `{command}`  \nDate: {started}, commit {commit}  \nMachine: {note}\n\n"
+                f"{table}\n")
     print(f"\nwrote {args.out}.json and {args.out}.md")
     return 0
 
