@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from rtmpgop.errors import ProtocolError
+from rtmpgop.errors import ChunkError, LimitExceeded
 from rtmpgop.media import Statistics
 from rtmpgop.protocol import amf0, flv
 from rtmpgop.protocol.rtmp import handshake
@@ -185,12 +185,12 @@ class RtmpConnection:
         while pos + 11 <= len(body):
             n += 1
             if n > MAX_AGGREGATE_TAGS:
-                raise ProtocolError("too many tags in an aggregate message", tags=n)
+                raise LimitExceeded("MAX_AGGREGATE_TAGS", n, MAX_AGGREGATE_TAGS)
             h = body[pos:pos + 11]
             t, size = h[0], int.from_bytes(h[1:4], "big")
             ts = int.from_bytes(h[4:7], "big") | (h[7] << 24)
             if pos + 11 + size > len(body):
-                raise ProtocolError("aggregate sub-message overruns its message", size=size, offset=pos)
+                raise ChunkError("aggregate sub-message overruns its message", size=size, offset=pos)
             first = ts if first is None else first
             sub = RawMessage(msg.csid, msg.msid, t, (msg.timestamp + ts - first) % _U32,
                              _slice(body, pos + 11, pos + 11 + size))
