@@ -60,6 +60,7 @@ class RtmpServerProtocol(asyncio.BufferedProtocol):
         self.peer = "?"
         self.ingest: RtmpIngest | None = None
         self.channel: Channel | None = None
+        self._publish_msid = 0
         self.players: dict[int, RtmpPlayer] = {}
         self._paused = False
         self._timer: asyncio.TimerHandle | None = None
@@ -128,7 +129,7 @@ class RtmpServerProtocol(asyncio.BufferedProtocol):
         elif isinstance(ev, (E.Unpublish, E.DeleteStream)):
             if ev.msid in self.players:
                 self.players.pop(ev.msid).sub.close()
-            elif self.ingest is not None:
+            elif self.channel is not None and ev.msid == self._publish_msid:
                 self._end_publish("unpublished")
 
     def _publish(self, ev: E.Publish) -> None:
@@ -147,6 +148,7 @@ class RtmpServerProtocol(asyncio.BufferedProtocol):
             self.conn.reject_publish(ev, description=str(e))
             return
         self.channel = ch
+        self._publish_msid = ev.msid
         self.ingest = RtmpIngest(ch, f"{ch.path} from {self.peer}")
         self.conn.accept_publish(ev)
         log.info("rtmp %s publishing %s", self.peer, ch.path)
@@ -168,10 +170,9 @@ class RtmpServerProtocol(asyncio.BufferedProtocol):
         old = self.players.pop(ev.msid, None)
         if old is not None:
             old.sub.close()
-        player = self.players[ev.msid] = RtmpPlayer(self.conn, sub, ev.msid)
+        self.players[ev.msid] = RtmpPlayer(self.conn, sub, ev.msid)
         sub.set_wakeup(self._pump)
         log.info("rtmp %s playing %s", self.peer, path)
-        del player
 
     # ------------------------------------------------------------------ output
     def _flush(self) -> None:
