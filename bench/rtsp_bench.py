@@ -25,6 +25,7 @@ import datetime
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 
@@ -36,8 +37,8 @@ from bench.loadgen.clients import Player, Publisher  # noqa: E402
 from bench.loadgen.media import load_media  # noqa: E402
 from bench.loadgen.rtsp import RtspPlayer, RtspPublisher  # noqa: E402
 from bench.loadgen.run import LoadSpec, run_load  # noqa: E402
-from bench.rtmp_bench import (Rtmpgop, _f, cpu_seconds, machine_note, sched_seconds,  # noqa: E402
-                              settle, status_kb)
+from bench.rtmp_bench import (Rtmpgop, _f, cpu_seconds, machine_note,  # noqa: E402
+                              profile_summary, sched_seconds, settle, status_kb)
 
 SCENARIOS = ["ingest-1", "ingest-10", "fanout-1", "fanout-200"]
 PROTOCOLS = ["rtmp", "rtsp"]
@@ -64,9 +65,20 @@ def run_one(scenario: str, proto: str, media, args) -> dict:
     marks: dict[str, float] = {}
     rss_peak = [0]
 
+    prof = prof_path = None
+
     def start():
+        nonlocal prof, prof_path
         marks["cpu0"], marks["t0"] = cpu_seconds(pid), time.monotonic()
         marks["wait0"] = sched_seconds(pid)[1]
+        if args.profile:
+            os.makedirs(args.profile, exist_ok=True)
+            prof_path = os.path.join(args.profile, f"{scenario}-{proto}.collapsed")
+            prof = subprocess.Popen(
+                [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid",
+                 str(pid), "--duration", str(int(args.window)), "--rate", "500", "--format",
+                 "raw", "--output", prof_path], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)
 
     def end():
         marks["cpu1"], marks["t1"] = cpu_seconds(pid), time.monotonic()
@@ -82,7 +94,8 @@ def run_one(scenario: str, proto: str, media, args) -> dict:
     if kind == "fanout":
         spec = LoadSpec("127.0.0.1", port, publishers=1, players=n, **common)
     else:
-        spec = LoadSpec("127.0.0.1", port, publishers=n, players=0, probe_players=n, **common)
+        spec = LoadSpec("127.0.0.1", port, publishers=n, players=0,
+                        probe_players=n if args.ingest_players else 0, **common)
     pub_cls, play_cls = CLIENTS[proto]
     try:
         res = asyncio.run(asyncio.wait_for(
@@ -91,7 +104,15 @@ def run_one(scenario: str, proto: str, media, args) -> dict:
             spec.warmup + spec.join_deadline + spec.window + 60))
         sample()
     finally:
+        if prof is not None:
+            try:
+                prof.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                prof.kill()
+                prof.wait()
         err = srv.stop()
+    if prof_path and os.path.exists(prof_path):
+        print(profile_summary(prof_path), flush=True)
     out = res.to_dict()
     out.update(scenario=scenario, protocol=proto, kind=kind, rss_peak_kb=rss_peak[0],
                other_load_cores=other_load)
@@ -160,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--settle-deadline", type=float, default=60.0, metavar="S")
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--loadgen-cpu", type=int, default=1)
+    p.add_argument("--ingest-players", action="store_true",
+                   help="ingest scenarios: one checking player per publisher (its play cost "
+                        "then counts as ingest CPU)")
+    p.add_argument("--profile", metavar="DIR",
+                   help="py-spy the server during each window (skews CPU: investigation only)")
     p.add_argument("--out", default=os.path.join(OUT_DIR, "rtsp_bench"))
     args = p.parse_args(argv)
     if args.window is None:
