@@ -117,6 +117,17 @@ class Subscription:
             self._enter(nxt)
             gop = nxt
 
+    @property
+    def gop(self) -> GoP | None:
+        """The GoP the last yielded item came from (None before the first one). Subscribers
+        keep data derived from it, shared by all readers, in ``gop.cache``."""
+        return self._gop
+
+    @property
+    def index(self) -> int:
+        """Position in ``gop.items`` of the next item (the last yielded one is ``index - 1``)."""
+        return self._index
+
     def backlog_bytes(self) -> int:
         """Payload bytes pushed to the channel that this subscription has not passed yet."""
         gop = self._gop

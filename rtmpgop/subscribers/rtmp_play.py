@@ -107,7 +107,7 @@ class RtmpPlayer:
         if self._after_unpublish:
             self._after_unpublish = False
             conn.send_publish_notify(self.msid)
-        gop = self.sub._gop  # the GoP whose head this TrackSet is (no public accessor yet)
+        gop = self.sub.gop  # the GoP whose head this TrackSet is
         first = ts.tracks[0]
         start = gop.start_dts if gop is not None else 0
         clock = video.clock_rate if video is not None else first.clock_rate
@@ -157,7 +157,7 @@ class RtmpPlayer:
         else:
             return None
         self._last_ms = _ms(au.dts, track.clock_rate)
-        gop = self.sub._gop
+        gop = self.sub.gop
         cs = self.conn.out_chunk_size
         key = ("rtmp", cs, self.msid)
         cache = gop.cache.get(key) if gop is not None else None
