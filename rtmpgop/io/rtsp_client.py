@@ -67,6 +67,11 @@ UDP_BIND_ATTEMPTS = 32
 UDP_RECV_BATCH = 64
 """Datagrams read per readiness callback before yielding to the loop."""
 
+UDP_RECV_BUFFER = 4 * 1024 * 1024
+"""SO_RCVBUF asked for each RTP socket: a 1080p keyframe arrives as a burst of ~150 datagrams,
+and with twenty cameras on one loop the default 208 KiB overflowed (bench/sources_bench.py
+--transport udp lost frames). Linux caps it at ``net.core.rmem_max``."""
+
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
 
 
@@ -169,6 +174,10 @@ def _bind_pair(family: int, host: str) -> tuple[socket.socket, socket.socket]:
                     rtcp.bind((host, port + 1))
                     rtp.setblocking(False)
                     rtcp.setblocking(False)
+                    try:
+                        rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECV_BUFFER)
+                    except OSError:
+                        pass  # keep the default; the kernel refused the size
                     return rtp, rtcp
                 except OSError:
                     rtcp.close()

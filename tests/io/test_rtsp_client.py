@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
+import subprocess
 
 import pytest
 
@@ -128,6 +130,10 @@ def test_udp_ports_bind_even_odd_pairs_on_demand():
         rtp, rtcp_port = ports[1]
         assert len(ports) == 2 and rtp % 2 == 0 and rtcp_port == rtp + 1
         assert ports.pairs[1][1].getsockname()[1] == rtcp_port
+        with open("/proc/sys/net/core/rmem_max") as f:  # Linux doubles and caps SO_RCVBUF
+            cap = int(f.read())
+        got = ports.pairs[1][0].getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        assert got == 2 * min(rtsp_client.UDP_RECV_BUFFER, cap)
     finally:
         ports.close()
 
@@ -141,7 +147,8 @@ class Camera:
     """A loopback RTSP camera on ``ServerConnection``: Digest auth for user ``u``/``p``;
     ``/s`` plays the encoded clip in a loop at ``fps`` over TCP or UDP."""
 
-    def __init__(self, answer_teardown=True, fps=60, redirect_to=None):
+    def __init__(self, answer_teardown=True, fps=60, redirect_to=None, tls=None):
+        self.tls = tls
         self.answer_teardown = answer_teardown
         self.fps = fps
         self.redirect_to = redirect_to
@@ -151,7 +158,7 @@ class Camera:
         self.port = 0
 
     async def start(self):
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         self.port = self.server.sockets[0].getsockname()[1]
         self.udp = []
         for _ in range(2):
@@ -361,3 +368,37 @@ def test_teardown_is_not_waited_for_forever():
     took, cam = asyncio.run(main())
     assert ev.Teardown("ignored") in cam.events
     assert rtsp_client.TEARDOWN_TIMEOUT - 0.1 <= took < rtsp_client.TEARDOWN_TIMEOUT + 1.0
+
+
+@pytest.fixture(scope="module")
+def tls_camera_context(tmp_path_factory):
+    """A server TLS context with a fresh self-signed certificate (openssl CLI)."""
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=camera.local", "-keyout", str(d / "k.pem"),
+                    "-out", str(d / "c.pem")], check=True, capture_output=True, timeout=30)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(d / "c.pem", d / "k.pem")
+    return ctx
+
+
+def test_rtsps_with_and_without_certificate_verification(tls_camera_context):
+    async def main():
+        cam = await Camera(tls=tls_camera_context).start()
+        url = f"rtsps://u:p@127.0.0.1:{cam.port}/s"
+        with pytest.raises(ssl.SSLCertVerificationError, match="certificate verify failed"):
+            await rtsp_client.pull(SourceConfig("c", url), FakeSink())
+        sink = FakeSink()
+        task = asyncio.get_running_loop().create_task(
+            rtsp_client.pull(SourceConfig("c", url, tls_verify=False), sink))
+        await until(lambda: len(sink.units) >= 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await until(lambda: any(isinstance(e, ev.Teardown) for e in cam.events))
+        await cam.close()
+        return sink, cam
+
+    sink, cam = asyncio.run(main())
+    assert sink.units[0].keyframe and sink.tracksets[0][0].config.width == 160
+    assert cam.events[-1] == ev.Teardown("teardown")
