@@ -33,7 +33,8 @@ import time
 from rtmpgop.channels import Channel, Hub
 from rtmpgop.config import Config
 from rtmpgop.errors import PathBusy, ProtocolError, RTSPError
-from rtmpgop.media import AccessUnit, Statistics, Track
+from rtmpgop.io.rtsp_ingest import RtspIngest
+from rtmpgop.media import Statistics
 from rtmpgop.protocol.rtsp import events as E
 from rtmpgop.protocol.rtsp.message import Headers, Response
 from rtmpgop.protocol.rtsp.server import ServerConnection
@@ -59,70 +60,8 @@ UDP_BATCH = 256
 UDP_PAIR_ATTEMPTS = 64
 """Tries to find an even free port with a free successor when the RTP port is 0."""
 
-INGEST_START_SECONDS = 1.0
-"""Hub time of a publisher's first unit: room for video DTS before PTS (B-frames) and tracks
-that start slightly earlier than the first one to arrive, so no timestamp goes negative."""
-
 MEDIA_ERROR_LOG_EVERY = 100
 """Log bad RTP payloads at most once per this many, per session (they are dropped, not fatal)."""
-
-
-class _Ingest:
-    """A publisher: announced tracks -> ``channel.set_tracks`` once configured; units -> push.
-
-    RTP timestamps of the tracks start at unrelated random values (RFC 3550 5.1), so each
-    track gets an offset that puts it on one timeline: the track's first unit is placed where
-    the publisher's RTCP sender report (NTP <-> RTP) says it belongs relative to the first unit
-    of the stream, or by arrival time when that track had no SR yet. The first unit lands at
-    ``INGEST_START_SECONDS``.
-    """
-
-    def __init__(self, channel: Channel, tracks: tuple[Track, ...], sr_of) -> None:
-        self.channel = channel
-        self.tracks = {t.id: t for t in tracks}
-        self.announced: tuple[Track, ...] = ()
-        self.sr_of = sr_of  # track id -> the publisher's last SenderReport or None
-        self._offsets: dict[int, int] = {}
-        self._origin_ntp: float | None = None
-        self._origin_arrival = 0.0
-        self.frames_in = 0
-
-    def track_changed(self, track: Track) -> None:
-        self.tracks[track.id] = track
-        self.announced = ()  # re-announce before the next unit
-
-    def _ntp_seconds(self, track: Track, pts: int) -> float | None:
-        sr = self.sr_of(track.id)
-        if sr is None:
-            return None
-        delta = ((pts - sr.rtp_timestamp + 0x80000000) & 0xFFFFFFFF) - 0x80000000
-        return sr.ntp / 2**32 + delta / track.clock_rate
-
-    def _offset(self, unit, track: Track, arrival: float) -> int:
-        ntp = self._ntp_seconds(track, unit.pts)
-        if not self._offsets:
-            self._origin_ntp = None if ntp is None else ntp - INGEST_START_SECONDS
-            self._origin_arrival = arrival - INGEST_START_SECONDS
-        if ntp is not None and self._origin_ntp is not None:
-            sec = ntp - self._origin_ntp
-        else:
-            sec = arrival - self._origin_arrival
-        off = self._offsets[unit.track] = round(max(sec, 0.0) * track.clock_rate) - unit.pts
-        return off
-
-    def push(self, unit, arrival: float) -> None:
-        if not self.announced:
-            known = tuple(t for t in self.tracks.values() if t.config.record)
-            if not known or self.tracks.get(unit.track) not in known:
-                return  # its configuration comes in-band with a later unit
-            self.announced = known
-            self.channel.set_tracks(known)
-        off = self._offsets.get(unit.track)
-        if off is None:
-            off = self._offset(unit, self.tracks[unit.track], arrival)
-        self.frames_in += 1
-        self.channel.push(AccessUnit(unit.track, unit.dts + off, unit.pts + off, unit.keyframe,
-                                     unit.payload))
 
 
 class _UdpPair:
@@ -216,7 +155,7 @@ class RtspServerProtocol(asyncio.Protocol):
         self.peer = "?"
         self.peer_ip = ""
         self.channel: Channel | None = None
-        self.ingest: _Ingest | None = None
+        self.ingest: RtspIngest | None = None
         self.player: RtspPlayer | None = None
         self.playing = False
         self.routes: list[tuple[str, int]] = []
@@ -357,7 +296,7 @@ class RtspServerProtocol(asyncio.Protocol):
             self.conn.reject(400, "Invalid Path")
             return
         self.channel = ch
-        self.ingest = _Ingest(ch, ev.tracks, self._sender_report)
+        self.ingest = RtspIngest(ch, ev.tracks, self._sender_report)
         self.conn.accept_announce()
 
     def _sender_report(self, track_id: int):
