@@ -165,6 +165,7 @@ class RtspServerProtocol(asyncio.Protocol):
         self._stall: asyncio.TimerHandle | None = None
         self.media_errors = 0
         self._udp_input = False  # processing a datagram (bad media is dropped, not fatal)
+        self._end_reason = "connection closed"
         self.closed = False
 
     # ------------------------------------------------------------------ asyncio callbacks
@@ -215,7 +216,7 @@ class RtspServerProtocol(asyncio.Protocol):
                 del udp.routes[addr]
         self.routes.clear()
         if self.channel is not None:
-            self.hub.unpublish(self.channel, self, "connection closed")
+            self.hub.unpublish(self.channel, self, self._end_reason)
             self.channel = self.ingest = None
         if self.player is not None:
             self.player.sub.close()
@@ -267,6 +268,9 @@ class RtspServerProtocol(asyncio.Protocol):
         elif t is E.Paused:
             self.playing = False
         elif t is E.Teardown:
+            self._end_reason = ev.reason  # "teardown" or "session timeout"
+            if ev.reason != "teardown":
+                log.info("rtsp %s closed: %s", self.peer, ev.reason)
             self._flush()
             self.close(graceful=True)
 
