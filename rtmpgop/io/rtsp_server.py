@@ -10,11 +10,13 @@ to the core as they are), demultiplexed by source address to the session that SE
 registered it for. The TCP handler first drains the UDP sockets, so datagrams that arrived
 before a TEARDOWN are handed over before it (FFmpeg sends its last RTP just before).
 
-Publishing: ANNOUNCE claims the path (``PathBusy`` -> 455, an invalid path -> 400); tracks go to ``channel.set_tracks`` once their configuration is known
-(an SDP without parameter sets announces them in-band: ``TrackChanged``), units to
-``channel.push``. Playing: ``subscribers.rtsp_play.RtspPlayer`` drains the subscription from its
-wake-up callback while the transport is not paused; a transport paused for longer than
-``WRITE_STALL_TIMEOUT`` (a client that never reads) is closed, the hub skipping it meanwhile.
+Publishing: ANNOUNCE claims the path (``PathBusy`` -> 455, an invalid path -> 400); events go
+to ``io.rtsp_ingest.RtspIngest`` (tracks announced once configured, one timeline for all
+tracks). Playing: ``subscribers.rtsp_play.RtspPlayer`` is made at DESCRIBE (so the player starts
+at the GoP head current then) and drained from the subscription's wake-up callback while the
+transport is not paused; a transport paused for longer than ``WRITE_STALL_TIMEOUT`` (a client
+that never reads) is closed, the hub skipping it meanwhile. UDP players get their packets with
+``sendto`` on the shared RTP/RTCP sockets (a full socket buffer drops, as the network would).
 
 Bad media (``MediaError``): over TCP it closes the session (the transport is reliable, so the
 sender is broken); over UDP the packet is dropped and logged at a limited rate (noise happens).
