@@ -19,6 +19,14 @@ puts all tracks on one timeline starting at 0: each track is anchored at its fir
 arrival time, and a timestamp that goes backwards or jumps more than
 ``MAX_TIMESTAMP_JUMP`` from what the wall clock predicts (encoder restart, SSRC change) is
 re-anchored instead of reaching subscribers.
+
+Camera quirks handled (the digest section 9): a fresh DESCRIBE on every reconnect; Content-Base
+naming an internal host (the core keeps ours); parameter sets only in-band (``TrackMapper``
+waits for them); missing RTP marker bits (the depacketizer closes an access unit when the
+timestamp changes, protocol/rtp/nal.py); timestamps that jump or go backwards after an
+encoder restart or SSRC change (``Timeline``); cameras that never answer keepalives or
+TEARDOWN (neither is waited for beyond ``TEARDOWN_TIMEOUT``); no RTCP at all (receiver reports
+over UDP go out only once the camera's RTCP address is known).
 """
 
 from __future__ import annotations
