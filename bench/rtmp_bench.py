@@ -324,15 +324,16 @@ def tables(results: list[dict], scenarios: list[str], servers: list[str]) -> str
             f"| {exact(a)} / {exact(b)} |")
     lines += ["", "| scenario | server | Mbit/s | server CPU % | CPU ms/Mbit | RSS peak / end MB "
               "| join p50/p95 ms | latency p50/p95 ms | players ok / exact | missing / dups "
-              "| loadgen CPU % | other load (cores) | run-queue wait % server / loadgen | errors |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+              "| loadgen CPU % | publisher max lag ms | other load (cores) "
+              "| run-queue wait % server / loadgen | errors |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for sc in scenarios:
         for sv in servers:
             r = by.get((sc, sv))
             if r is None:
                 continue
             if "error" in r and "window_s" not in r:
-                lines.append(f"| {sc} | {sv} | | | | | | | | | | | | {r['error'][:120]} |")
+                lines.append(f"| {sc} | {sv} | | | | | | | | | | | | | {r['error'][:120]} |")
                 continue
             errs = "; ".join(sorted(set(e[:80] for e in r["errors"])))[:200] or "–"
             lines.append(
@@ -342,7 +343,8 @@ def tables(results: list[dict], scenarios: list[str], servers: list[str]) -> str
                 f"| {_f(r.get('join_p50_ms'), '{:.0f}')} / {_f(r.get('join_p95_ms'), '{:.0f}')} "
                 f"| {_f(r.get('latency_p50_ms'))} / {_f(r.get('latency_p95_ms'))} "
                 f"| {r['players_ok']} / {r['players_exact']} of {r['players_checked']} "
-                f"| {r['missing']} / {r['dups']} | {100 * r['loadgen_cpu']:.0f} | {r['other_load_cores']:.2f} "
+                f"| {r['missing']} / {r['dups']} | {100 * r['loadgen_cpu']:.0f} "
+                f"| {r['publisher_max_lag_ms']:.0f} | {r['other_load_cores']:.2f} "
                 f"| {_f(r.get('server_wait_pct'))} / {_f(r.get('loadgen_wait_pct'))} | {errs} |")
     return "\n".join(lines)
 

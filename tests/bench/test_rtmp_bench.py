@@ -23,7 +23,7 @@ def _row(sc, sv, cpu_ms, join=None, exact=100.0):
             "mbit_s": 244.0, "server_cpu_pct": 5.0, "rss_peak_kb": 20480, "rss_end_kb": 10240,
             "join_p50_ms": join, "join_p95_ms": join and join * 2, "latency_p50_ms": 1.0,
             "latency_p95_ms": 2.0, "players_ok": 50, "players_exact": 50, "players_checked": 50,
-            "missing": 0, "dups": 0, "loadgen_cpu": 0.1, "other_load_cores": 0.5, "errors": [],
+            "missing": 0, "dups": 0, "loadgen_cpu": 0.1, "publisher_max_lag_ms": 0.0, "other_load_cores": 0.5, "errors": [],
             "exact_pct": exact, "window_s": 15.0}
 
 
@@ -38,6 +38,10 @@ def test_table_ratio_and_targets():
     ing = next(ln for ln in lines if ln.startswith("| ingest-10 | 244"))
     assert "1.60 (≤ 1.3) ✗" in ing and "| – / – |" in ing
     assert any("fanout-200 | rtmpgop" in ln and "boom" in ln for ln in lines)
+    detail = [ln for ln in lines if ln.startswith("| fanout-50 | rtmpgop")][0]
+    header = [ln for ln in lines if ln.startswith("| scenario | server")][0]
+    err = [ln for ln in lines if ln.startswith("| fanout-200 | rtmpgop")][0]
+    assert detail.count("|") == header.count("|") == err.count("|")
 
 
 def test_profile_summary(tmp_path):
