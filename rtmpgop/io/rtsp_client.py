@@ -13,18 +13,14 @@ camera's RTCP comes from. ``rtsps://`` wraps the TCP stream in TLS (verification
 source says ``tls_verify = false``). Cancelling the puller sends TEARDOWN and waits for its
 answer at most ``TEARDOWN_TIMEOUT``.
 
-``TrackMapper`` turns camera tracks into hub tracks (video first, ids from 0), holds media
-until every track's configuration is known (in-band parameter sets, ``ANNOUNCE_GRACE``), and
-puts all tracks on one timeline starting at 0: each track is anchored at its first unit's
-arrival time, and a timestamp that goes backwards or jumps more than
-``MAX_TIMESTAMP_JUMP`` from what the wall clock predicts (encoder restart, SSRC change) is
-re-anchored instead of reaching subscribers.
+Camera tracks become hub tracks through ``camera_tracks.TrackMapper`` (video first, one
+timeline from 0, in-band configurations awaited, discontinuities re-anchored).
 
 Camera quirks handled (the digest section 9): a fresh DESCRIBE on every reconnect; Content-Base
 naming an internal host (the core keeps ours); parameter sets only in-band (``TrackMapper``
 waits for them); missing RTP marker bits (the depacketizer closes an access unit when the
 timestamp changes, protocol/rtp/nal.py); timestamps that jump or go backwards after an
-encoder restart or SSRC change (``Timeline``); cameras that never answer keepalives or
+encoder restart or SSRC change (``camera_tracks.Timeline``); cameras that never answer keepalives or
 TEARDOWN (neither is waited for beyond ``TEARDOWN_TIMEOUT``); no RTCP at all (receiver reports
 over UDP go out only once the camera's RTCP address is known).
 """
@@ -44,7 +40,7 @@ from dataclasses import replace
 
 from rtmpgop.config import SourceConfig
 from rtmpgop.io import sources
-from rtmpgop.media import AccessUnit, MediaKind, Track
+from rtmpgop.io.camera_tracks import TrackMapper
 from rtmpgop.protocol.rtsp import events as ev
 from rtmpgop.protocol.rtsp.client import MAX_REDIRECTS, RR_INTERVAL, ClientConnection
 from rtmpgop.protocol.rtsp.urls import parse_url
@@ -57,14 +53,6 @@ CONNECT_TIMEOUT = 10.0
 TEARDOWN_TIMEOUT = 1.0
 """Seconds to wait for the TEARDOWN answer when stopping: some cameras never answer, and a
 stopping server must not hang on them."""
-
-ANNOUNCE_GRACE = 3.0
-"""Seconds after PLAY to wait for the in-band configuration of every track (cameras that put
-parameter sets only in the stream); after that the tracks that have one are published alone."""
-
-MAX_TIMESTAMP_JUMP = 5.0
-"""A track's timestamp that differs this many seconds from what the wall clock since its
-previous unit predicts is a discontinuity (encoder restart, new SSRC) and is re-anchored."""
 
 MEDIA_ERROR_LOG_INTERVAL = 10.0
 """Bad RTP payloads are counted and logged at most once per this many seconds per source."""
@@ -85,87 +73,6 @@ DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
 
 class RtspSourceError(Exception):
     """The camera refused or ended the session (the message is what the status shows)."""
-
-
-# ------------------------------------------------------------------------- tracks / timeline
-class Timeline:
-    """Maps per-track camera timestamps (RTP clock, arbitrary origin) onto one timeline that
-    starts at 0, aligned by arrival time; see the module docstring for discontinuities."""
-
-    def __init__(self) -> None:
-        self._t0: float | None = None
-        self._state: dict[int, tuple[int, int, float]] = {}  # track -> (offset, last dts, at)
-        self.discontinuities = 0
-
-    def map(self, au: AccessUnit, track: int, clock: int, now: float) -> AccessUnit:
-        """``au`` moved to the common timeline (and renumbered to ``track``)."""
-        st = self._state.get(track)
-        if st is None:
-            if self._t0 is None:
-                self._t0 = now
-            off = round((now - self._t0) * clock) - au.dts
-        else:
-            off, last, at = st
-            dts = au.dts + off
-            expected = last + round((now - at) * clock)
-            if dts < last or abs(dts - expected) > MAX_TIMESTAMP_JUMP * clock:
-                self.discontinuities += 1
-                off = max(expected, last + 1) - au.dts
-        self._state[track] = (off, au.dts + off, now)
-        return AccessUnit(track, au.dts + off, au.pts + off, au.keyframe, au.payload)
-
-
-class TrackMapper:
-    """Camera events -> ``sink.set_tracks`` / ``sink.push`` (see the module docstring)."""
-
-    def __init__(self, sink) -> None:
-        self.sink = sink
-        self.timeline = Timeline()
-        self._tracks: dict[int, Track] = {}  # camera id -> latest camera track
-        self._ids: dict[int, int] = {}  # camera id -> hub id
-        self._announced: dict[int, Track] = {}  # hub id -> track as announced
-        self._playing_at: float | None = None
-        self.units_held = 0  # dropped while waiting for configurations
-
-    def playing(self, tracks: tuple[Track, ...], now: float) -> None:
-        """PLAY was accepted: number the tracks (video first) and announce what is known."""
-        order = sorted(tracks, key=lambda t: (t.kind is not MediaKind.VIDEO, t.id))
-        self._ids = {t.id: i for i, t in enumerate(order)}
-        self._tracks = {t.id: t for t in tracks}
-        self._playing_at = now
-        self._maybe_announce(now)
-
-    def changed(self, track: Track, now: float) -> None:
-        """A configuration arrived in-band or changed: announce again if it differs."""
-        self._tracks[track.id] = track
-        self._maybe_announce(now)
-
-    def _known(self) -> dict[int, Track]:
-        return {self._ids[cid]: Track(self._ids[cid], t.config, t.clock_rate)
-                for cid, t in self._tracks.items() if t.config.record and cid in self._ids}
-
-    def _maybe_announce(self, now: float) -> None:
-        known = self._known()
-        if not known or known == self._announced:
-            return
-        since = now if self._playing_at is None else self._playing_at
-        if not self._announced and len(known) < len(self._tracks) and \
-                now - since < ANNOUNCE_GRACE:
-            return  # wait a little for the other tracks' in-band configurations
-        self._announced = known
-        self.sink.set_tracks([known[i] for i in sorted(known)])
-
-    def unit(self, au: AccessUnit, now: float) -> None:
-        hub_id = self._ids.get(au.track)
-        if hub_id is None:
-            return
-        if not self._announced:
-            self._maybe_announce(now)
-        track = self._announced.get(hub_id)
-        if track is None:
-            self.units_held += 1
-            return
-        self.sink.push(self.timeline.map(au, hub_id, track.clock_rate, now))
 
 
 # ------------------------------------------------------------------------- UDP port pairs
