@@ -1,7 +1,8 @@
-"""The RTSP camera puller: timeline and track mapping (no sockets), URL helpers, UDP port
-pairs, and the asyncio adapter against a scripted camera built on our own sans-IO
-``ServerConnection`` on loopback (Digest auth, TCP and UDP, wrong password, 404, redirect,
-TEARDOWN on cancel, a camera that never answers TEARDOWN). Real cameras: tests/interop.
+"""The RTSP camera puller: URL helpers, UDP port pairs, and the asyncio adapter against a
+scripted camera built on our own sans-IO ``ServerConnection`` on loopback (Digest auth, TCP
+and UDP with receiver reports, wrong password, 404, refused, redirect, TLS with and without
+verification, TEARDOWN on cancel, a camera that never answers TEARDOWN). Track mapping:
+test_camera_tracks.py. Real cameras: tests/interop/test_sources.py.
 """
 
 from __future__ import annotations
