@@ -290,8 +290,24 @@ def _f(v, fmt="{:.1f}", none="–"):
     return none if v is None else fmt.format(v)
 
 
+def median_runs(results: list[dict]) -> tuple[dict, dict]:
+    """Per (scenario, server): the run with the median CPU/Mbit, and (min, max) CPU/Mbit."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["scenario"], r["server"]), []).append(r)
+    by, span = {}, {}
+    for k, rs in groups.items():
+        ok = sorted((r for r in rs if r.get("cpu_ms_per_mbit")), key=lambda r: r["cpu_ms_per_mbit"])
+        by[k] = ok[(len(ok) - 1) // 2] if ok else rs[0]
+        if len(ok) > 1:
+            span[k] = (ok[0]["cpu_ms_per_mbit"], ok[-1]["cpu_ms_per_mbit"])
+    return by, span
+
+
 def tables(results: list[dict], scenarios: list[str], servers: list[str]) -> str:
-    by = {(r["scenario"], r["server"]): r for r in results}
+    """Summary (median run per scenario and server, CPU range when repeated) and detail (every
+    run) tables in Markdown."""
+    by, span = median_runs(results)
     g, n = "rtmpgop", "nginx"
     lines = ["| scenario | Mbit/s | CPU ms/Mbit rtmpgop | CPU ms/Mbit nginx | ratio (target) "
              "| RSS MB rtmpgop / nginx | join p50/p95 ms rtmpgop | join p50/p95 ms nginx "
@@ -317,9 +333,13 @@ def tables(results: list[dict], scenarios: list[str], servers: list[str]) -> str
         def exact(r):
             return _f(r and r.get("exact_pct"), "{:.0f}")
 
+        def cpu(r, sv):
+            c = _f(r and r.get("cpu_ms_per_mbit"), "{:.2f}")
+            lo_hi = span.get((sc, sv))
+            return c + (f" ({lo_hi[0]:.2f}-{lo_hi[1]:.2f})" if lo_hi else "")
+
         lines.append(
-            f"| {sc} | {_f(mbit, '{:.0f}')} | {_f(a and a.get('cpu_ms_per_mbit'), '{:.2f}')} "
-            f"| {_f(b and b.get('cpu_ms_per_mbit'), '{:.2f}')} "
+            f"| {sc} | {_f(mbit, '{:.0f}')} | {cpu(a, g)} | {cpu(b, n)} "
             f"| {_f(ratio, '{:.2f}')} (≤ {tgt}){ok} | {rss(a)} / {rss(b)} | {join(a)} | {join(b)} "
             f"| {exact(a)} / {exact(b)} |")
     lines += ["", "| scenario | server | Mbit/s | server CPU % | CPU ms/Mbit | RSS peak / end MB "
@@ -328,10 +348,8 @@ def tables(results: list[dict], scenarios: list[str], servers: list[str]) -> str
               "| run-queue wait % server / loadgen | errors |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for sc in scenarios:
-        for sv in servers:
-            r = by.get((sc, sv))
-            if r is None:
-                continue
+        for r in (r for sv in servers for r in results if r["scenario"] == sc and r["server"] == sv):
+            sv = r["server"] + (f" #{r['rep'] + 1}" if r.get("rep") else "")
             if "error" in r and "window_s" not in r:
                 lines.append(f"| {sc} | {sv} | | | | | | | | | | | | | {r['error'][:120]} |")
                 continue
@@ -365,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="5 s windows (sanity run)")
     p.add_argument("--scenarios", nargs="+", default=SCENARIOS, choices=SCENARIOS)
     p.add_argument("--servers", nargs="+", default=SERVERS, choices=SERVERS)
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run everything N times (server order flips each time); the summary "
+                        "shows the median run by CPU/Mbit and the CPU range")
     p.add_argument("--window", type=float, help="measurement window, s (default 15, quick 5)")
     p.add_argument("--warmup", type=float, default=1.5, help="publishing before players join, s")
     p.add_argument("--join-deadline", type=float, default=5.0)
@@ -412,14 +433,15 @@ def main(argv: list[str] | None = None) -> int:
           f"video {media.video_bitrate / 1e6:.2f} Mbit/s + audio {media.audio_bitrate / 1e3:.0f} kbit/s",
           flush=True)
     results = []
-    for i, sc in enumerate(args.scenarios):
-        order = args.servers if i % 2 == 0 else list(reversed(args.servers))
+    for rep, (i, sc) in ((rep, x) for rep in range(args.repeat) for x in enumerate(args.scenarios)):
+        order = args.servers if (i + rep) % 2 == 0 else list(reversed(args.servers))
         for sv in order:
             t = time.monotonic()
             try:
                 r = run_one(sc, sv, media, args)
             except Exception as e:  # one broken run must not lose the others
                 r = {"scenario": sc, "server": sv, "error": repr(e)}
+            r["rep"] = rep
             results.append(r)
             print(f"{sc:>11} {sv:>8}: " + (
                 f"{_f(r.get('mbit_s'), '{:.0f}')} Mbit/s, CPU {_f(r.get('server_cpu_pct'))} %, "

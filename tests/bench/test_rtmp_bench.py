@@ -50,3 +50,17 @@ def test_profile_summary(tmp_path):
     s = rb.profile_summary(str(p))
     assert "4 samples" in s
     assert "75.0    75.0  g (a.py)" in s and "25.0   100.0  f (a.py)" in s
+
+
+def test_repeated_runs_summary_takes_the_median():
+    res = []
+    for rep, (g, n) in enumerate([(0.30, 0.12), (0.20, 0.14), (0.25, 0.13)]):
+        for sv, v in (("rtmpgop", g), ("nginx", n)):
+            r = _row("fanout-200", sv, v, 10)
+            r["rep"] = rep
+            res.append(r)
+    t = rb.tables(res, ["fanout-200"], ["rtmpgop", "nginx"])
+    summary = next(ln for ln in t.splitlines() if ln.startswith("| fanout-200 | 244"))
+    assert "| 0.25 (0.20-0.30) | 0.13 (0.12-0.14) | 1.92 (≤ 1.0) ✗ |" in summary
+    assert sum(ln.startswith("| fanout-200 | rtmpgop") for ln in t.splitlines()) == 3
+    assert any(ln.startswith("| fanout-200 | nginx #3 |") for ln in t.splitlines())
