@@ -1,10 +1,15 @@
 """RTMP benchmark: rtmpgop against nginx-rtmp, in the same run, on the same media.
 
     python bench/rtmp_bench.py [--quick] [--scenarios fanout-1 fanout-50 ...] [--servers ...]
+                               [--repeat N] [--ingest-players] [--profile DIR]
 
 Each (scenario, server) run starts a fresh server pinned to one core (``--server-cpu``), while
 this process, the load generator (bench/loadgen, asyncio on uvloop), is pinned to another
 (``--loadgen-cpu``). Servers alternate per scenario (which one goes first flips each time).
+On a shared machine: both run at nice -10 (``--nice``), each run first waits until other work
+quiets down (``--settle``), and the detail table shows the other load seen, how long the server
+and the load generator sat runnable but off-core, and how far publishers fell behind schedule.
+``--repeat N`` runs everything N times; the summary takes the median run.
 
 Scenarios: ``fanout-N``: one ~5 Mbit/s publisher, N players; ``ingest-N``: N publishers, no
 players (``--ingest-players`` adds one per publisher, to check exactness).
