@@ -86,10 +86,32 @@ def streams_info(hub: Hub, sources=None) -> list[dict]:
     return out
 
 
+ON_DEMAND_WAIT = 10.0
+"""Seconds an HTTP request for an idle on-demand camera waits for it to go live (connect,
+DESCRIBE, first keyframe) before it is answered as for any path without a stream."""
+
+
 def sources_setup(manager) -> RouteSetup:
-    """Route setup that makes the stream list show ``manager``'s source states."""
+    """Route setup that makes the stream list show ``manager``'s source states, and lets
+    requests under an on-demand source's path (LL-HLS playlists and parts hold no hub
+    subscription) start that camera and keep it connected."""
+    on_demand = {p for p, s in manager.sources.items() if s.cfg.on_demand}
+
+    @web.middleware
+    async def wake_sources(request: web.Request, handler):
+        rest = request.path.strip("/")
+        while "/" in rest:  # /cams/door/index.m3u8 -> cams/door, cams
+            rest = rest.rpartition("/")[0]
+            if rest in on_demand:
+                manager.touch(rest)
+                await manager.wait_live(rest, ON_DEMAND_WAIT)
+                break
+        return await handler(request)
+
     def setup(app: web.Application) -> None:
         app[SOURCES_KEY] = manager
+        if on_demand:
+            app.middlewares.append(wake_sources)
     return setup
 
 

@@ -280,6 +280,7 @@ class SourceManager:
         self.sources = {s.path: Source(hub, s) for s in sources}
         self._idle_timers: dict[str, asyncio.TimerHandle] = {}
         self._idle_task: asyncio.Task | None = None
+        self._touched: dict[str, float] = {}  # path -> last request of a viewer without a subscription
         hub.on_subscribe.append(self._on_subscribe)
 
     def start(self) -> None:
@@ -297,6 +298,29 @@ class SourceManager:
                 timer.cancel()
             src.start()
 
+    def touch(self, path: str) -> bool:
+        """A viewer that holds no subscription (an LL-HLS request) wants ``path``: start its
+        on-demand source and keep it for ``idle_timeout`` after the last touch. Returns
+        whether ``path`` is an on-demand source."""
+        src = self.sources.get(path)
+        if src is None or not src.cfg.on_demand:
+            return False
+        self._touched[path] = time.monotonic()
+        src.start()
+        return True
+
+    async def wait_live(self, path: str, timeout: float) -> bool:
+        """Wait until ``path`` is published with tracks, at most ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while True:
+            ch = self.hub.get(path)
+            if ch is not None and ch.is_live and ch.trackset.tracks:
+                return True
+            if loop.time() >= end:
+                return False
+            await asyncio.sleep(WATCHDOG_PERIOD)
+
     async def _idle_loop(self) -> None:
         idle_since: dict[str, float] = {}
         while True:
@@ -307,7 +331,7 @@ class SourceManager:
                     continue
                 ch = self.hub.get(path)
                 viewers = sum(1 for s in ch.subscriptions if not s.passive) if ch else 0
-                if viewers:
+                if viewers or now - self._touched.get(path, -1e18) < src.cfg.idle_timeout:
                     idle_since.pop(path, None)
                 elif now - idle_since.setdefault(path, now) >= src.cfg.idle_timeout:
                     idle_since.pop(path, None)

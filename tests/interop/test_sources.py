@@ -283,6 +283,11 @@ def test_on_demand_camera_connects_only_while_watched():
             assert viewer.video[0][2]
             wait_until(lambda: status(srv, "live/lazy").state == "idle", 10, what="idle again")
             assert streams(srv)["live/lazy"]["source_state"] == "idle"
+            # LL-HLS requests hold no subscription: the playlist request wakes the camera.
+            hls = f"http://127.0.0.1:{srv.ports['http']}/live/lazy/index.m3u8"
+            assert decode_frames(hls, 20) == 20
+            assert status(srv, "live/lazy").reconnects == 0
+            wait_until(lambda: status(srv, "live/lazy").state == "idle", 10, what="idle after HLS")
 
 
 def test_ffmpeg_publishing_to_our_rtsp_server_is_a_second_camera():

@@ -158,3 +158,40 @@ def test_on_demand_connects_with_viewer_and_idles_out():
 
     status = asyncio.run(main())
     assert runs == [1] and status.state == "idle"
+
+
+def test_touch_keeps_on_demand_source_without_subscription():
+    runs = []
+
+    async def puller(cfg, sink):
+        runs.append(1)
+        sink.set_tracks([V])
+        i = 0
+        while True:
+            frames(sink, i, 1)
+            i += 1
+            await asyncio.sleep(0.01)
+
+    async def main():
+        hub = Hub()
+        mgr = SourceManager(hub, [SourceConfig("cam", "rtsp://c/s", on_demand=True, idle_timeout=0.3),
+                                  SourceConfig("always", "rtsp://c/t")])
+        mgr.sources["cam"]._puller = puller
+        mgr.sources["always"]._puller = puller
+        mgr.start()
+        assert mgr.touch("always") is False and mgr.touch("nope") is False
+        assert mgr.touch("cam") is True  # an LL-HLS request: no subscription
+        assert await mgr.wait_live("cam", 5.0)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 0.6
+        while loop.time() < end:  # requests keep coming: the source stays
+            mgr.touch("cam")
+            await asyncio.sleep(0.05)
+        kept = mgr.sources["cam"].state
+        await until(lambda: mgr.sources["cam"].state is SourceState.IDLE)
+        assert await mgr.wait_live("cam", 0.05) is False
+        await mgr.close()
+        return kept
+
+    assert asyncio.run(main()) is SourceState.LIVE
+    assert runs == [1, 1]  # "always" once, "cam" once
