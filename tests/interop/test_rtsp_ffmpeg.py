@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import subprocess
 import urllib.request
 
@@ -75,6 +76,12 @@ def _get(url: str) -> bytes:
         return urllib.request.urlopen(url, timeout=10).read()
     except OSError:
         return b""
+
+
+def seconds(out: bytes, stream: int) -> list[float]:
+    """PTS of ``stream``'s frames in seconds, using the ``#tb`` header of framemd5."""
+    tb = re.search(rf"#tb {stream}: (\d+)/(\d+)", out.decode())
+    return [p * int(tb[1]) / int(tb[2]) for p in pts_column(out, stream)]
 
 
 def hashes(out: bytes, stream: int = 0) -> list[str]:
@@ -161,7 +168,8 @@ def test_rtsp_in_rtmp_out_frame_exact(server, clip):
     path = "live/s2r"
     player = subprocess.Popen([FFMPEG, "-nostdin", "-v", "error", "-rw_timeout", "15000000", "-i",
                                f"rtmp://127.0.0.1:{server.ports['rtmp']}/{path}", "-map", "0:v",
-                               "-f", "framemd5", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               "-map", "0:a", "-f", "framemd5", "-"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
     pub = None
     try:
         wait_until(lambda: channel_stat(server, path, "subscribers"), what="rtmp player")
@@ -174,6 +182,11 @@ def test_rtsp_in_rtmp_out_frame_exact(server, clip):
             stop(pub)
     ref = [h for _, h in framemd5(["-i", clip, "-map", "0:v"])]
     assert hashes(out) == ref and len(ref) == 60, err.decode()[-500:]
+    # one timeline for both tracks (RTSP gives each its own random RTP clock): the first
+    # audio frame starts within a frame of the first video frame, and audio runs on evenly
+    vsec, asec = seconds(out, 0), seconds(out, 1)
+    assert abs(asec[0] - vsec[0]) <= 0.034, (vsec[:3], asec[:3])
+    assert len(asec) >= 85 and all(0.020 <= b - a <= 0.022 for a, b in zip(asec, asec[1:]))
 
 
 def test_rtsp_in_plays_over_llhls_and_webp(server, tmp_path):
