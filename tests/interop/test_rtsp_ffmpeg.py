@@ -153,7 +153,7 @@ def test_rtmp_in_rtsp_out_frame_exact(server, clip):
     player = None
     try:
         wait_live(server, path)
-        player = rtsp_read(rtsp_url(server, path), "tcp")
+        player = rtsp_read(rtsp_url(server, path), "tcp", "0:v", "0:a")
         assert pub.wait(DEADLINE) == 0, pub.stderr.read()
         out, err = player.communicate(timeout=DEADLINE)
     finally:
@@ -162,6 +162,10 @@ def test_rtmp_in_rtsp_out_frame_exact(server, clip):
             stop(player)
     ref = [h for _, h in framemd5(["-i", clip, "-map", "0:v"])]
     assert hashes(out) == ref and len(ref) == 60, err.decode()[-500:]
+    # our RTCP SRs put both tracks on FFmpeg's one clock: audio starts with the video
+    vsec, asec = seconds(out, 0), seconds(out, 1)
+    assert abs(asec[0] - vsec[0]) <= 0.05, (vsec[:3], asec[:3])
+    assert all(abs(b - a - 1024 / 48000) < 1e-6 for a, b in zip(asec, asec[1:]))
 
 
 def test_rtsp_in_rtmp_out_frame_exact(server, clip):
