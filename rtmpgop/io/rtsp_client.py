@@ -249,6 +249,10 @@ class RtspClientProtocol(asyncio.Protocol):
 
     def close(self) -> None:
         self._stop_timers()
+        if not self.done.done():
+            self.done.cancel()  # a late connection_lost finds it settled
+        elif not self.done.cancelled():
+            self.done.exception()  # retrieved: the caller already acted on the outcome
         for fd in self._readers:
             self.loop.remove_reader(fd)
         self._readers = []
