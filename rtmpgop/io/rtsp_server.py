@@ -20,8 +20,9 @@ that never reads) is closed, the hub skipping it meanwhile. UDP players get thei
 
 Bad media (``MediaError``): over TCP it closes the session (the transport is reliable, so the
 sender is broken); over UDP the packet is dropped and logged at a limited rate (noise happens).
-Session timeouts: the core's ``next_deadline``/``handle_timer`` on ``loop.call_at``. Peer faults
-(``ProtocolError``) close only that session with one log line: peer, error class, fields.
+Publishers get RTCP receiver reports every ``RR_INTERVAL``. Session timeouts: the core's
+``next_deadline``/``handle_timer`` on ``loop.call_at``. Peer faults (``ProtocolError``) close
+only that session with one log line: peer, error class, fields.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from rtmpgop.errors import PathBusy, ProtocolError, RTSPError
 from rtmpgop.io.rtsp_ingest import RtspIngest
 from rtmpgop.media import Statistics
 from rtmpgop.protocol.rtsp import events as E
-from rtmpgop.protocol.rtsp.message import Headers, Response
+from rtmpgop.protocol.rtsp.message import Headers, Response, frame_header
 from rtmpgop.protocol.rtsp.server import ServerConnection
 from rtmpgop.subscribers.rtsp_play import RtspPlayer
 
@@ -61,6 +62,10 @@ UDP_BATCH = 256
 
 UDP_PAIR_ATTEMPTS = 64
 """Tries to find an even free port with a free successor when the RTP port is 0."""
+
+RR_INTERVAL = 5.0
+"""Seconds between RTCP receiver reports to a publisher (RFC 3550 6.2; gortsplib's servers
+send them too, and some encoders watch them to detect a dead server)."""
 
 MEDIA_ERROR_LOG_EVERY = 100
 """Log bad RTP payloads at most once per this many, per session (they are dropped, not fatal)."""
@@ -165,6 +170,7 @@ class RtspServerProtocol(asyncio.Protocol):
         self._paused_at: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._stall: asyncio.TimerHandle | None = None
+        self._rr_timer: asyncio.TimerHandle | None = None
         self.media_errors = 0
         self._udp_input = False  # processing a datagram (bad media is dropped, not fatal)
         self._end_reason = "connection closed"
@@ -209,7 +215,7 @@ class RtspServerProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.listener.connections.discard(self)
-        for h in (self._timer, self._stall):
+        for h in (self._timer, self._stall, self._rr_timer):
             if h is not None:
                 h.cancel()
         udp = self.listener.udp
@@ -266,6 +272,7 @@ class RtspServerProtocol(asyncio.Protocol):
             self._play()
         elif t is E.RecordRequest:
             self.conn.accept_record()
+            self._rr_timer = self.loop.call_later(RR_INTERVAL, self._receiver_reports)
             log.info("rtsp %s publishing %s", self.peer, ev.path)
         elif t is E.Paused:
             self.playing = False
@@ -383,6 +390,27 @@ class RtspServerProtocol(asyncio.Protocol):
         self._process()
         if not self.closed:
             self._arm_timer()
+
+    def _receiver_reports(self) -> None:
+        """RR + CNAME per recorded track, on its RTCP channel or to its RTCP port. The core
+        keeps the reception statistics per receiver (read here until it offers
+        ``receiver_reports(now)`` as ``ClientConnection`` does)."""
+        self._rr_timer = None
+        t, udp = self.transport, self.listener.udp
+        if self.closed or t is None or t.is_closing():
+            return
+        now = self.loop.time()
+        for index, rx in getattr(self.conn, "_receivers", {}).items():
+            setup = self.conn.setups.get(index)
+            if setup is None:
+                continue
+            data = rx.receiver_report(now)
+            tr = setup.transport
+            if tr.interleaved is not None:
+                t.writelines([frame_header(tr.interleaved[1], len(data)), data])
+            elif tr.client_port and udp is not None:
+                udp.sendto(data, (self.peer_ip, tr.client_port[1]), True)
+        self._rr_timer = self.loop.call_later(RR_INTERVAL, self._receiver_reports)
 
     def _stalled(self) -> None:
         self._stall = None

@@ -227,3 +227,41 @@ def test_session_times_out_without_keepalive(server, monkeypatch):
 def test_udp_pair_is_even_and_adjacent(server):
     rtp, rtcp = server.call(lambda: server.app.listeners["rtsp"].udp_ports)
     assert rtp % 2 == 0 and rtcp == rtp + 1
+
+
+def test_publisher_gets_receiver_reports(server, media, monkeypatch):
+    from rtmpgop.io import rtsp_server
+    from rtmpgop.protocol.rtp import rtcp
+    from rtmpgop.protocol.rtsp.message import InterleavedFrame, MessageReader
+
+    monkeypatch.setattr(rtsp_server, "RR_INTERVAL", 0.1)
+    tracks, units = media
+    pub = Peer(server.ports["rtsp"], "live/rr", mode="record", tracks=tracks)
+    raw_in = MessageReader()
+    feed = pub.client.receive_data
+
+    def tap(data, now):
+        raw_in.receive_data(bytes(data))
+        feed(data, now)
+
+    pub.client.receive_data = tap
+    try:
+        pub.run_until(lambda: pub.has(ev.Playing))
+        for u in units[:20]:
+            pub.client.send_access_unit(u)
+        pub.flush()
+        reports = []
+
+        def got_both():
+            while (m := raw_in.next_message()) is not None:
+                if isinstance(m, InterleavedFrame):
+                    reports.append((m.channel, rtcp.parse_rtcp(bytes(m.payload))))
+            return {c for c, _ in reports} == {1, 3}
+
+        pub.run_until(got_both, deadline=5)
+    finally:
+        pub.close()
+    for channel, pkts in reports:
+        assert isinstance(pkts[0], rtcp.ReceiverReport)
+        block = pkts[0].reports[0]
+        assert block.ssrc in (0x52544D47, 0x52544D48)  # the client's default SSRC base (+ index)
