@@ -300,6 +300,7 @@ class RtspPull:
         self.url = url
         self.cfg = cfg
         self.mapper = TrackMapper(sink)
+        sink.details = self.details
         self.udp = UdpPorts() if cfg.transport == "udp" else None
         self.conn = ClientConnection(url, transport=cfg.transport, udp_client_ports=self.udp,
                                      cnonce=secrets.token_hex(8),
@@ -307,6 +308,16 @@ class RtspPull:
         self.proto: RtspClientProtocol | None = None
         self.media_errors = 0
         self._error_logged = 0.0
+
+    def details(self) -> tuple[tuple[str, object], ...]:
+        """RTSP counters of this connection for ``Source.statistics``."""
+        st = self.conn.statistics()
+        extra = dict(st.extra)
+        return (("rtsp_state", extra.get("state", "")), ("bytes_in", st.bytes_in),
+                ("packets_lost", extra.get("packets_lost", 0)),
+                ("rtp_errors", extra.get("rtp_errors", 0)), ("media_errors", self.media_errors),
+                ("discontinuities", self.mapper.timeline.discontinuities),
+                ("units_held", self.mapper.units_held))
 
     def on_event(self, e) -> None:
         now = self.proto.loop.time() if self.proto else 0.0

@@ -68,6 +68,9 @@ class Sink:
     def __init__(self, source: Source) -> None:
         self._source = source
         self.channel: Channel | None = None
+        # The puller may set this: protocol counters of the current connection (RTP losses,
+        # errors ...) for ``Source.statistics``.
+        self.details: Callable[[], Iterable[tuple[str, object]]] | None = None
 
     def set_tracks(self, tracks: Iterable[Track], metadata: Iterable[tuple[str, object]] | None = None) -> None:
         """Announce the tracks. Raises ``PathBusy`` if somebody else publishes the path."""
@@ -167,6 +170,7 @@ class Source:
 
     # ---------------------------------------------------------------- loop
     _pull: asyncio.Task | None = None
+    _sink: Sink | None = None
     _restart = ""
 
     def _pull_task_cancel(self) -> None:
@@ -187,7 +191,7 @@ class Source:
             self._last_frame = time.monotonic()
             self._last_video_dts = None
             self._same_dts = 0
-            sink = Sink(self)
+            sink = self._sink = Sink(self)
             self._pull = asyncio.get_running_loop().create_task(puller(self.cfg, sink))
             watchdog = asyncio.get_running_loop().create_task(self._watchdog())
             try:
@@ -266,10 +270,15 @@ class Source:
                             self.reconnects, self.frames, round(live_for, 3))
 
     def statistics(self) -> Statistics:
+        """Frames pulled, state, last error, reconnects, plus the current connection's
+        protocol counters when the puller reports them (``Sink.details``)."""
         st = self.status()
+        details = ()
+        if self._sink is not None and self._sink.details is not None:
+            details = tuple(self._sink.details())
         return Statistics(frames_in=self.frames, extra=(
             ("state", st.state), ("last_error", st.last_error), ("reconnects", st.reconnects),
-            ("url", st.url)))
+            ("url", st.url), *details))
 
 
 class SourceManager:

@@ -232,6 +232,9 @@ def test_pull_from_scripted_camera_then_teardown(transport, monkeypatch):
         await until(lambda: sum(isinstance(i, AccessUnit) for i in items) >= 40)
         if transport == "udp":
             await until(lambda: cam.rr)
+        stats = dict(src.statistics().extra)
+        assert stats["rtsp_state"] == "streaming" and stats["bytes_in"] > 10_000
+        assert stats["packets_lost"] == stats["rtp_errors"] == stats["discontinuities"] == 0
         await src.close()
         await until(lambda: any(isinstance(e, ev.Teardown) for e in cam.events))
         await cam.close()
