@@ -86,14 +86,15 @@ class _UdpPair:
 
     @staticmethod
     def _bind(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         for _ in range(UDP_PAIR_ATTEMPTS if port == 0 else 1):
-            a, b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), None
+            a, b = socket.socket(family, socket.SOCK_DGRAM), None
             try:
                 a.bind((host, port))
                 p = a.getsockname()[1]
                 if p % 2:
                     raise OSError("odd port")
-                b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                b = socket.socket(family, socket.SOCK_DGRAM)
                 b.bind((host, p + 1))
             except OSError:
                 a.close()
