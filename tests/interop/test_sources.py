@@ -267,8 +267,32 @@ def test_bad_sources_fail_clearly_and_do_not_disturb_a_good_one(caplog):
             wait_until(lambda: frames_in(srv, "live/good") > n + 10, 5, what="good keeps flowing")
             stats = srv.call(lambda: srv.app.services["sources"].statistics())
             assert dict(stats.extra)["live"] == 1 and dict(stats.extra)["sources"] == 5
+            rows = index_page_rows(srv.ports["http"])  # what a person sees on /
+            assert rows["live/badauth"].startswith("retrying: RtspSourceError: DESCRIBE failed: "
+                                                   "401 Unauthorized (") or \
+                rows["live/badauth"].startswith("connecting")
+            assert rows["live/good"] == "live"
     assert "wrong" not in caplog.text  # the password never reaches the logs
     assert "source live/badauth (rtsp://u:***@127.0.0.1" in caplog.text
+
+
+def index_page_rows(http_port: int) -> dict[str, str]:
+    """Path -> state cell of the stream list at ``/``, rendered by headless Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                     args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{http_port}/")
+            page.wait_for_selector("#streams tbody tr", timeout=DEADLINE * 1000)
+            cells = page.eval_on_selector_all(
+                "#streams tbody tr", "rows => rows.map(r => [r.cells[0].textContent, "
+                "r.cells[1].textContent])")
+        finally:
+            browser.close()
+    return dict(cells)
 
 
 def test_on_demand_camera_connects_only_while_watched():
