@@ -423,14 +423,16 @@ class RtspServerProtocol(asyncio.Protocol):
             self.close()
 
     def close(self, graceful: bool = False) -> None:
-        """Close the session: ``graceful`` flushes queued bytes first, else abort."""
-        if self.transport is None or self.closed:
+        """Close the session: ``graceful`` flushes queued bytes first (a stalled reader is
+        still aborted by the stall timer), else abort."""
+        if self.transport is None:
             return
-        self.closed = True
         if graceful:
-            self.transport.close()
+            if not self.closed:
+                self.transport.close()
         else:
             self.transport.abort()
+        self.closed = True
 
     def statistics(self) -> Statistics:
         return self.conn.statistics()
