@@ -361,11 +361,7 @@ class RtspServerProtocol(asyncio.Protocol):
             return
         udp = self.listener.udp
         while self._paused_at is None:
-            try:
-                tcp, dgrams = player.pull(time.time())
-            except ProtocolError as e:  # a unit our packetizer cannot split (CodecError)
-                self._fail(e)
-                return
+            tcp, dgrams = player.pull(time.time())
             if tcp:
                 t.writelines(tcp)
             for track_id, is_rtcp, data in dgrams:

@@ -31,6 +31,7 @@ from collections import deque
 
 from rtmpgop.channels import Channel, Subscription
 from rtmpgop.channels.gop import GoP
+from rtmpgop.errors import ProtocolError, Unsupported
 from rtmpgop.media import AccessUnit, Skipped, Statistics, Track, TrackSet, Unpublished
 from rtmpgop.protocol.rtp import rtcp
 from rtmpgop.protocol.rtsp.message import frame_header
@@ -89,6 +90,7 @@ class RtpSource:
         self._gop: GoP | None = None
         self._index = 0  # next item of ``_gop`` to packetize
         self.packetized = 0  # access units packetized (once for every player)
+        self.bad_units = 0  # access units the packetizer refused (CodecError): not sent
 
     @staticmethod
     def of(channel: Channel) -> RtpSource:
@@ -125,7 +127,7 @@ class RtpSource:
 
     def packets(self, gop: GoP, index: int, au: AccessUnit) -> _Packets | None:
         """The shared packets of ``au``, item ``index`` of ``gop``; None if its track cannot
-        be packetized. Raises ``CodecError`` on a payload the packetizer cannot split."""
+        be packetized (a unit the packetizer refuses gets an empty list, once)."""
         cache = gop.cache.get(CACHE_KEY)
         if cache is not None:
             got = cache.get(id(au))
@@ -179,11 +181,16 @@ class RtpSource:
             return None
         try:
             pk = self.packetizer(track)
-        except Exception:  # Unsupported codec: nobody described it
+        except Unsupported:  # a codec RTSP cannot carry: DESCRIBE left it out
             self._tracks.pop(au.track, None)
             return None
         first = pk.seq
-        got = _Packets(pk.packetize(au.payload, au.pts), first, pk.rtp_timestamp(au.pts))
+        try:
+            packets = pk.packetize(au.payload, au.pts)
+        except ProtocolError:  # a malformed unit from the publisher: skip it for everyone
+            packets = []
+            self.bad_units += 1
+        got = _Packets(packets, first, pk.rtp_timestamp(au.pts))
         cache[id(au)] = got
         self.packetized += 1
         return got
@@ -272,7 +279,7 @@ class RtspPlayer:
                 continue
             try:
                 pk = self.source.packetizer(out.track)
-            except Exception:  # Unsupported: accept_describe already left such tracks out
+            except Unsupported:  # accept_describe already left such tracks out
                 continue
             info[tid] = (pk.seq, pk.rtp_timestamp(round((ref_sec or 0) * out.track.clock_rate)))
         return info
@@ -295,8 +302,7 @@ class RtspPlayer:
 
         ``tcp_buffers`` go to ``transport.writelines`` (the connection's own queued responses
         first); ``udp_datagrams`` are ``(track_id, is_rtcp, bytes)``. ``wall`` is
-        ``time.time()`` (SR timing and NTP). Both lists empty when caught up.
-        Raises ``CodecError`` on an access unit the packetizer cannot split."""
+        ``time.time()`` (SR timing and NTP). Both lists empty when caught up."""
         tcp = self.conn.data_to_send()
         udp: list = []
         size = 0

@@ -186,3 +186,17 @@ def test_udp_tracks_come_out_as_datagrams(av):
     assert {tid for tid, _ in rtp} == {0, 1}
     assert (rtp[0][1].sequence, rtp[0][1].timestamp) == info[rtp[0][0]]
     assert [is_rtcp for _, is_rtcp, _ in udp[:1]] == [True]  # SR first
+
+
+def test_a_malformed_unit_is_skipped_for_everyone(av):
+    tracks, units = av
+    hub = Hub()
+    bad = AccessUnit(0, units[5].dts, units[5].pts, False, b"\x00\x00\x10\x00\x41")  # length > data
+    ch, _ = publish(hub, tracks, units[:5] + [bad] + units[5:12])
+    p = tcp_player(hub, tracks)
+    p.describe()
+    p.start()
+    video = [parse_rtp(pl) for c, pl in frames(p.pull(WALL)[0]) if c == 0]
+    assert p.source.bad_units == 1 and p.ended is None
+    want = [u for u in units[:12] if u.track == 0]
+    assert sum(pk.marker for pk in video) == len(want)  # every good unit, none for the bad one
