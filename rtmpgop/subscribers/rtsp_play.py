@@ -289,7 +289,7 @@ class RtspPlayer:
         item = self.sub.get_nowait()
         if item is None:
             return None
-        return item, self.sub._gop, self.sub._index - 1
+        return item, self.sub.gop, self.sub.index - 1
 
     def _next(self):
         """(item, its GoP, its index there), read-ahead first; None when caught up."""
