@@ -310,16 +310,8 @@ class RtspServerProtocol(asyncio.Protocol):
             self.conn.reject(400, "Invalid Path")
             return
         self.channel = ch
-        self.ingest = RtspIngest(ch, ev.tracks, self._sender_report)
+        self.ingest = RtspIngest(ch, ev.tracks, self.conn.sender_report)
         self.conn.accept_announce()
-
-    def _sender_report(self, track_id: int):
-        """The publisher's last RTCP SR for ``track_id`` (the core keeps it per receiver;
-        read here until it offers an accessor)."""
-        for rx in getattr(self.conn, "_receivers", {}).values():
-            if rx.track.id == track_id:
-                return rx.last_sr
-        return None
 
     def _setup(self, ev: E.SetupDone) -> None:
         tr, udp = ev.transport, self.listener.udp
@@ -389,20 +381,15 @@ class RtspServerProtocol(asyncio.Protocol):
             self._arm_timer()
 
     def _receiver_reports(self) -> None:
-        """RR + CNAME per recorded track, on its RTCP channel or to its RTCP port. The core
-        keeps the reception statistics per receiver (read here until it offers
-        ``receiver_reports(now)`` as ``ClientConnection`` does)."""
+        """RR + CNAME per recorded track, on its RTCP channel or to its RTCP port."""
         self._rr_timer = None
         t, udp = self.transport, self.listener.udp
         if self.closed or t is None or t.is_closing():
             return
-        now = self.loop.time()
-        for index, rx in getattr(self.conn, "_receivers", {}).items():
-            setup = self.conn.setups.get(index)
-            if setup is None:
+        for track_id, data in self.conn.receiver_reports(self.loop.time()):
+            tr = self.conn.setup_of(track_id)
+            if tr is None:
                 continue
-            data = rx.receiver_report(now)
-            tr = setup.transport
             if tr.interleaved is not None:
                 t.writelines([frame_header(tr.interleaved[1], len(data)), data])
             elif tr.client_port and udp is not None:

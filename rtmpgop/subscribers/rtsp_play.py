@@ -118,6 +118,10 @@ class RtpSource:
         self._tracks[track.id] = track
         return pk
 
+    def packetizer_of(self, track_id: int):
+        """The packetizer made for ``track_id`` so far (SSRC, RTP clock for SRs), or None."""
+        return self._pk.get(track_id)
+
     def _apply(self, ts: TrackSet) -> None:
         for t in ts.tracks:
             if t.id in self._pk:
@@ -356,7 +360,7 @@ class RtspPlayer:
     def _end(self, reason: str, tcp: list, udp: list) -> None:
         self.ended = reason
         for out in self._outs.values():
-            pk = self.source._pk.get(out.track.id)
+            pk = self.source.packetizer_of(out.track.id)
             if pk is None:
                 continue
             bye = rtcp.build_bye(rtcp.Goodbye((pk.ssrc,), b"end of stream"))
@@ -372,7 +376,7 @@ class RtspPlayer:
     def _sender_report(self, out: _Out, wall: float, tcp: list, udp: list) -> None:
         """SR + CNAME mapping ``wall`` to the RTP clock: one anchor (wall, stream time) for
         every track, so players can align audio and video."""
-        pk = self.source._pk.get(out.track.id)
+        pk = self.source.packetizer_of(out.track.id)
         if pk is None:
             return
         if self._anchor is None:

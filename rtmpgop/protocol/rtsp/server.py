@@ -265,6 +265,21 @@ class ServerConnection:
                 return s.transport
         return None
 
+    def receiver_reports(self, now: float) -> list[tuple[int, bytes]]:
+        """Record mode: (track id, RTCP RR + SDES CNAME) per set-up track, to send on its RTCP
+        channel (``setup_of(track_id).interleaved[1]``) or to its client RTCP port. Before any
+        RTP arrived an RR has no report block."""
+        return [(rx.track.id, rx.receiver_report(now)) for index, rx in self._receivers.items()
+                if index in self.setups]
+
+    def sender_report(self, track_id: int):
+        """Record mode: the publisher's last RTCP ``SenderReport`` for ``track_id`` (NTP <->
+        RTP timestamp), or None before one arrived."""
+        for rx in self._receivers.values():
+            if rx.track.id == track_id:
+                return rx.last_sr
+        return None
+
     def statistics(self) -> Statistics:
         frames = sum(r.frames for r in self._receivers.values())
         nbytes = sum(r.bytes for r in self._receivers.values())

@@ -227,3 +227,19 @@ def test_fuzz_contract(data):
         app.drain()
     except ProtocolError:
         pass
+
+
+def test_publisher_sender_reports_and_receiver_reports():
+    from rtmpgop.protocol.rtp import rtcp
+    server, app = _ffmpeg_publish()
+    srs = [server.sender_report(t) for t in (0, 1)]
+    # FFmpeg sends an SR per track before its first RTP packet.
+    assert all(isinstance(sr, rtcp.SenderReport) for sr in srs)
+    assert srs[0].ssrc != srs[1].ssrc and server.sender_report(5) is None
+    reports = server.receiver_reports(2.0)
+    assert [tid for tid, _ in reports] == [0, 1]
+    for (tid, data), sr in zip(reports, srs):
+        rr = rtcp.parse_rtcp(data)[0]
+        assert isinstance(rr, rtcp.ReceiverReport)
+        assert [b.ssrc for b in rr.reports] == [sr.ssrc]
+        assert server.setup_of(tid).interleaved == (2 * tid, 2 * tid + 1)
