@@ -76,8 +76,10 @@ class Rtmpgop:
         self._err = open(os.path.join(self.dir, "stderr"), "w+b")
         cmd = [sys.executable, "-m", "rtmpgop", "--host", "127.0.0.1", "--rtmp-port", "0",
                "--rtsp-port", "0", "--http-port", "0", "--ws-port", "0", "--log-level", "warning"]
+        # every listener on a free port, or runs collide with other rtmpgops on the machine
+        env = dict(os.environ, RTMPGOP_RTSP_UDP_RTP_PORT="0")
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL,
+            cmd, cwd=ROOT, env=env, stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL,
             preexec_fn=(lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None)
         end = time.monotonic() + READY_DEADLINE
         while time.monotonic() < end:
