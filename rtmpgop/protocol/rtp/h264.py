@@ -24,6 +24,8 @@ MAX_NALUS_PER_AU = 50
 """NAL units per H.264 access unit (gortsplib's limit): slices of a multi-slice camera frame
 plus SPS/PPS/SEI/AUD stay well below it."""
 
+_BYTE = [bytes((i,)) for i in range(256)]
+
 
 def _is_annexb(payload: memoryview) -> bool:
     # NAL type 0 is unspecified, so a leading zero byte can only be a start code.
@@ -62,14 +64,14 @@ class H264Depacketizer(NALDepacketizer):
                 out.append(([payload[pos:pos + size]], size))
                 pos += size
             return out
-        if t == FU_A:
+        if t == FU_A:  # the hot path: most packets of a frame are FU-A fragments
             if len(payload) < 3:
                 raise RTPError("FU-A too short", length=len(payload))
             fu = payload[1]
-            start, end = fu & 0x80, fu & 0x40
-            if start:
+            end = fu & 0x40
+            if fu & 0x80:
                 self._drop_fu()
-                self._fu = [bytes([(payload[0] & 0xE0) | (fu & 0x1F)])]
+                self._fu = [_BYTE[(payload[0] & 0xE0) | (fu & 0x1F)]]
                 self._fu_size = 1
             self._fu_append(payload[2:])
             if end and self._fu is not None:

@@ -70,21 +70,26 @@ class NALDepacketizer:
         Raises ``RTPError`` on a malformed or refused payload and ``LimitExceeded`` on an
         oversized access unit; either way the unit in progress is dropped.
         """
+        # Runs once per packet: locals instead of repeated attribute lookups.
         ts = self._ts.unwrap(packet.timestamp)
-        gap = self._last_seq is not None and packet.sequence != (self._last_seq + 1) & 0xFFFF
-        self._last_seq = packet.sequence
+        seq = packet.sequence
+        last = self._last_seq
+        self._last_seq = seq
         out: list[Frame] = []
         if self._au_ts is not None and ts != self._au_ts:
             self._drop_fu()
             out += self._emit()
-        if gap:
+        if last is not None and seq != (last + 1) & 0xFFFF:
             self._drop_fu()
         self._au_ts = ts
-        payload = packet.payload if isinstance(packet.payload, memoryview) else memoryview(
-            packet.payload)
+        payload = packet.payload
+        if type(payload) is not memoryview:
+            payload = memoryview(payload)
         try:
-            for parts, length in self._split(payload):
-                self._add(parts, length)
+            nals = self._split(payload)
+            if nals:
+                for parts, length in nals:
+                    self._add(parts, length)
         except (RTPError, CodecError, LimitExceeded):
             self._reset_au()
             raise

@@ -53,12 +53,13 @@ class TrackReceiver:
             self.stats = rtcp.ReceptionStats(pkt.ssrc, self.track.clock_rate)
             if self.reorder is not None:
                 self.reorder = ReorderBuffer(self.reorder.window)
-        ext = self._seq.unwrap(pkt.sequence)
-        if arrival is not None and self.stats is not None:
-            self.stats.on_rtp(ext, pkt.timestamp, int(arrival * self.track.clock_rate))
-        ready = self.reorder.push(pkt) if self.reorder is not None else [pkt]
+        if arrival is not None:
+            self.stats.on_rtp(self._seq.unwrap(pkt.sequence), pkt.timestamp,
+                              int(arrival * self.stats.clock_rate))
+        if self.reorder is None:
+            return self._depacketize(pkt)
         out: list[AccessUnit | Track] = []
-        for p in ready:
+        for p in self.reorder.push(pkt):
             out += self._depacketize(p)
         return out
 
@@ -68,6 +69,8 @@ class TrackReceiver:
         except ProtocolError:
             self.errors += 1
             raise
+        if not frames:
+            return []  # most packets complete no access unit
         out: list[AccessUnit | Track] = []
         for f in frames:
             if f.config is not None:

@@ -259,7 +259,8 @@ class ReceptionStats:
         """Count one packet; ``ext_seq`` unwrapped, ``arrival`` in RTP clock units."""
         if self.base_seq is None:
             self.base_seq = self.max_seq = ext_seq
-        self.max_seq = max(self.max_seq, ext_seq)
+        elif ext_seq > self.max_seq:
+            self.max_seq = ext_seq
         self.received += 1
         transit = arrival - rtp_ts
         if self._transit is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from rtmpgop.errors import RTSPError
 
@@ -132,15 +133,16 @@ class Response:
         return _serialize(f"{self.version} {self.status} {reason}", self.headers, self.body)
 
 
-@dataclass(frozen=True, slots=True)
-class InterleavedFrame:
-    """A ``$`` frame: ``channel`` (even = RTP, odd = RTCP by convention) and its payload."""
+class InterleavedFrame(NamedTuple):
+    """A ``$`` frame: ``channel`` (even = RTP, odd = RTCP by convention) and its payload.
+    A ``NamedTuple`` (immutable, cheap to make): one is made per RTP packet received."""
 
     channel: int
     payload: bytes | memoryview
 
 
 Message = Request | Response | InterleavedFrame
+_new_frame = tuple.__new__
 
 
 def _serialize(start: str, headers: Headers, body: bytes) -> bytes:
@@ -212,7 +214,17 @@ class MessageReader:
             self._buf += self._view[self._pos:]
             self._view = None
         if self._buf:
-            self._buf += data
+            buf = self._buf
+            if len(buf) >= INTERLEAVED_HEADER and buf[0] == 0x24:
+                # A frame split across reads: copy only its rest, and parse the data after it
+                # in place (else every later frame would go through the buffer, copied).
+                need = INTERLEAVED_HEADER + (buf[2] << 8 | buf[3]) - len(buf)
+                if 0 < need < len(data):
+                    view = data if isinstance(data, memoryview) else memoryview(data)
+                    buf += view[:need]
+                    self._view, self._pos = view, need
+                    return
+            buf += data
         elif len(data):
             self._view = data if isinstance(data, memoryview) else memoryview(data)
             self._pos = 0
@@ -229,6 +241,16 @@ class MessageReader:
         Raises ``RTSPError`` (with ``.status``) on malformed input or a crossed limit; the
         stream cannot be resynchronised after that, so close the connection.
         """
+        if self._buf:  # holds bytes that come before ``_view``
+            msg, used = self._parse(memoryview(self._buf), 0, zero_copy=False)
+            if msg is not None:
+                del self._buf[:used]
+                return msg
+            if self._view is None:
+                return None
+            self._buf += self._view[self._pos:]  # not reached: the buffer held a whole frame
+            self._view = None
+            return None
         if self._view is not None:
             msg, used = self._parse(self._view, self._pos, zero_copy=True)
             if msg is None:
@@ -239,18 +261,14 @@ class MessageReader:
             if self._pos >= len(self._view):
                 self._view = None
             return msg
-        if not self._buf:
-            return None
-        msg, used = self._parse(memoryview(self._buf), 0, zero_copy=False)
-        if msg is not None:
-            del self._buf[:used]
-        return msg
+        return None
 
     @staticmethod
     def _parse(view: memoryview, pos: int, zero_copy: bool) -> tuple[Message | None, int]:
         n = len(view)
-        while pos < n and view[pos] in (0x0D, 0x0A):
-            pos += 1
+        if pos < n and view[pos] != 0x24:  # frames come back to back: skip this test for them
+            while pos < n and view[pos] in (0x0D, 0x0A):
+                pos += 1
         if pos >= n:
             return None, pos
         if view[pos] == 0x24:
@@ -264,7 +282,7 @@ class MessageReader:
             if not zero_copy:
                 with payload:
                     payload = bytes(payload)
-            return InterleavedFrame(channel, payload), end
+            return _new_frame(InterleavedFrame, (channel, payload)), end
         # Text message: find the blank line ending the head.
         raw = view[pos:min(n, pos + MAX_HEADER_BYTES + 4)]
         data = bytes(raw)

@@ -131,8 +131,10 @@ class ServerConnection:
             msg = self._reader.next_message()
             if msg is None:
                 return None
-            if isinstance(msg, InterleavedFrame):
-                self._frame(msg.channel, msg.payload, self.last_activity)
+            if type(msg) is InterleavedFrame:
+                hit = self._by_channel.get(msg.channel)
+                if hit is not None:  # else a channel nobody set up (FFmpeg's early RTCP)
+                    self._media_packet(hit[0], hit[1], msg.payload, self.last_activity)
             elif isinstance(msg, Request):
                 if self._pending is not None:
                     if len(self._queued) >= MAX_QUEUED_REQUESTS:
@@ -500,21 +502,28 @@ class ServerConnection:
         self._events.append(ev.Teardown("teardown"))
 
     # -- media in -------------------------------------------------------------------
-    def _frame(self, channel: int, payload: memoryview | bytes, now: float | None) -> None:
-        hit = self._by_channel.get(channel)
-        if hit is None:
-            return  # a channel nobody set up (or FFmpeg's RTCP before SETUP): ignore
-        index, is_rtcp = hit
-        self._media_packet(index, is_rtcp, payload, now)
-
     def _media_packet(self, index: int, is_rtcp: bool, data, now: float | None) -> None:
+        # Runs once per received RTP packet: kept flat (no closures, no helper calls).
         rx = self._receivers.get(index)
         if rx is None or not self.recording:
             return  # play mode: RTCP receiver reports only refresh the session
-        if is_rtcp:
-            self._emit_items(rx, lambda: (rx.receive_rtcp(data, now or 0.0), [])[1])
-        elif len(data) > 12:  # 12 bytes: FFmpeg's UDP "punch" packet, a bare RTP header
-            self._emit_items(rx, lambda: rx.receive_rtp(data, now))
+        try:
+            if is_rtcp:
+                rx.receive_rtcp(data, now or 0.0)
+                return
+            if len(data) <= 12:  # FFmpeg's UDP "punch" packet, a bare RTP header
+                return
+            items = rx.receive_rtp(data, now)
+        except ProtocolError as e:
+            self._events.append(ev.MediaError(rx.track.id, e))
+            return
+        if items:
+            self._queue_items(items)
+
+    def _queue_items(self, items) -> None:
+        append = self._events.append
+        for it in items:
+            append(ev.TrackChanged(it) if isinstance(it, Track) else ev.MediaReceived(it))
 
     def _emit_items(self, rx: TrackReceiver, produce) -> None:
         """Run ``produce()`` (a receiver call) and queue its tracks/units as events."""
@@ -523,6 +532,4 @@ class ServerConnection:
         except ProtocolError as e:
             self._events.append(ev.MediaError(rx.track.id, e))
             return
-        for it in items:
-            self._events.append(ev.TrackChanged(it) if isinstance(it, Track)
-                                else ev.MediaReceived(it))
+        self._queue_items(items)

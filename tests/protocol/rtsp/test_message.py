@@ -122,6 +122,20 @@ def test_zero_copy_frames_from_caller_bytes():
     assert bytes(f2.payload) == b"z"
 
 
+def test_frame_split_across_reads_copies_only_that_frame():
+    r = MessageReader()
+    r.receive_data(b"$\x00\x00\x04ab")
+    assert r.next_message() is None and r.buffered == 6
+    data = b"cd$\x02\x00\x01z$\x00\x00\x02xy$\x00"
+    r.receive_data(data)
+    first = r.next_message()
+    assert (first.channel, bytes(first.payload)) == (0, b"abcd")
+    rest = [r.next_message(), r.next_message()]
+    assert [(f.channel, bytes(f.payload)) for f in rest] == [(2, b"z"), (0, b"xy")]
+    assert all(isinstance(f.payload, memoryview) and f.payload.obj is data for f in rest)
+    assert r.next_message() is None and r.buffered == 2
+
+
 def test_bare_crlf_keepalive_skipped():
     r = MessageReader()
     r.receive_data(b"\r\n\r\n" + GOLDEN[0][1])
