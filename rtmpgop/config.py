@@ -55,6 +55,12 @@ class Config:
     webp_max_width: int = 1280
     webp_max_fps: float = 30.0
     ws_allowed_origins: tuple[str, ...] = ()  # empty = any origin
+    # RTSP authentication (RFC 2617 via RFC 2326 D.1): an empty user leaves that side open
+    rtsp_publish_user: str = ""  # ANNOUNCE/SETUP/RECORD need these credentials
+    rtsp_publish_password: str = ""
+    rtsp_read_user: str = ""  # DESCRIBE/SETUP/PLAY need these credentials
+    rtsp_read_password: str = ""
+    rtsp_auth_basic: bool = False  # also accept Basic (cleartext; Digest MD5 is always offered)
     sources: tuple[SourceConfig, ...] = field(default=())
 
     def replace(self, **changes: Any) -> Config:
@@ -62,6 +68,10 @@ class Config:
 
 
 _SCALARS = {f.name: f for f in dataclasses.fields(Config) if f.name != "sources"}
+
+
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True,
+               "false": False, "0": False, "no": False, "off": False}  # environment values
 
 
 def _coerce(key: str, value: Any, typ: Any) -> Any:
@@ -76,6 +86,12 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
             return v
         if t == "float":
             return float(value)
+        if t == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+                return _BOOL_WORDS[value.strip().lower()]
+            raise ValueError
         if t == "str":
             if not isinstance(value, str):
                 raise ValueError
@@ -158,4 +174,9 @@ def load(file: str | None = None, env: Mapping[str, str] | None = None,
             values[k] = v
     if sources:
         values["sources"] = tuple(sources)
+    for side in ("publish", "read"):  # a user without a password (or back) is a typo
+        user, pw = values.get(f"rtsp_{side}_user", ""), values.get(f"rtsp_{side}_password", "")
+        if bool(user) != bool(pw):
+            key = f"rtsp_{side}_password" if user else f"rtsp_{side}_user"
+            raise ConfigError(key, "set both the RTSP user and password, or neither")
     return Config(**values)

@@ -64,3 +64,28 @@ def test_cli_reports_config_error(tmp_path, capsys):
     from rtmpgop.cli import main
     assert main(["--config", write(tmp_path, "bogus = 1")]) == 2
     assert "config bogus: unknown key" in capsys.readouterr().err
+
+
+def test_rtsp_auth_keys(tmp_path):
+    c = config.load(env={})
+    assert (c.rtsp_publish_user, c.rtsp_read_user, c.rtsp_auth_basic) == ("", "", False)
+    f = write(tmp_path, 'rtsp_publish_user = "cam"\nrtsp_publish_password = "pw"\n'
+                        'rtsp_auth_basic = true\n')
+    c = config.load(f, env={"RTMPGOP_RTSP_READ_USER": "viewer",
+                            "RTMPGOP_RTSP_READ_PASSWORD": "s3cret"})
+    assert (c.rtsp_publish_user, c.rtsp_publish_password) == ("cam", "pw")
+    assert (c.rtsp_read_user, c.rtsp_read_password, c.rtsp_auth_basic) == ("viewer", "s3cret", True)
+    assert config.load(env={"RTMPGOP_RTSP_AUTH_BASIC": "no"}).rtsp_auth_basic is False
+
+
+@pytest.mark.parametrize("text, env, key", [
+    ('rtsp_publish_user = "cam"', {}, "rtsp_publish_password"),
+    ("", {"RTMPGOP_RTSP_READ_PASSWORD": "x"}, "rtsp_read_user"),
+    ('rtsp_auth_basic = "maybe"', {}, "rtsp_auth_basic"),
+    ("rtsp_read_user = 5", {}, "rtsp_read_user"),
+    ("", {"RTMPGOP_RTSP_AUTH_BASIC": "2"}, "RTMPGOP_RTSP_AUTH_BASIC"),
+])
+def test_rtsp_auth_errors_name_the_key(tmp_path, text, env, key):
+    with pytest.raises(ConfigError) as e:
+        config.load(write(tmp_path, text), env=env)
+    assert e.value.key == key

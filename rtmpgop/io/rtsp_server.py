@@ -18,6 +18,10 @@ transport is not paused; a transport paused for longer than ``WRITE_STALL_TIMEOU
 that never reads) is closed, the hub skipping it meanwhile. UDP players get their packets with
 ``sendto`` on the shared RTP/RTCP sockets (a full socket buffer drops, as the network would).
 
+Authentication: ``rtsp_publish_user``/``_password`` and ``rtsp_read_user``/``_password`` give
+each connection a ``ServerAuth`` (Digest MD5 with a fresh nonce, Basic only with
+``rtsp_auth_basic``); the core answers 401 itself. Empty users leave that side open.
+
 Bad media (``MediaError``): over TCP it closes the session (the transport is reliable, so the
 sender is broken); over UDP the packet is dropped and logged at a limited rate (noise happens).
 Publishers get RTCP receiver reports every ``RR_INTERVAL``. Session timeouts: the core's
@@ -39,6 +43,7 @@ from rtmpgop.errors import PathBusy, ProtocolError, RTSPError
 from rtmpgop.io.rtsp_ingest import RtspIngest
 from rtmpgop.media import Statistics
 from rtmpgop.protocol.rtsp import events as E
+from rtmpgop.protocol.rtsp.auth import ServerAuth
 from rtmpgop.protocol.rtsp.message import Headers, Response, frame_header
 from rtmpgop.protocol.rtsp.server import ServerConnection
 from rtmpgop.subscribers.rtsp_play import RtspPlayer
@@ -66,6 +71,8 @@ UDP_PAIR_ATTEMPTS = 64
 RR_INTERVAL = 5.0
 """Seconds between RTCP receiver reports to a publisher (RFC 3550 6.2; gortsplib's servers
 send them too, and some encoders watch them to detect a dead server)."""
+
+AUTH_REALM = "rtmpgop"  # realm of the RTSP Digest/Basic challenges (config rtsp_*_user)
 
 MEDIA_ERROR_LOG_EVERY = 100
 """Log bad RTP payloads at most once per this many, per session (they are dropped, not fatal)."""
@@ -158,7 +165,9 @@ class RtspServerProtocol(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         udp = listener.udp
         self.conn = ServerConnection(secrets.token_hex(8), udp_ports=udp.ports if udp else None,
-                                     session_timeout=listener.session_timeout)
+                                     session_timeout=listener.session_timeout,
+                                     read_auth=listener.auth("read"),
+                                     publish_auth=listener.auth("publish"))
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self.peer_ip = ""
@@ -433,6 +442,16 @@ class RtspListener:
         self.udp: _UdpPair | None = None
         self.port = 0
         self.errors = 0  # sessions closed for a protocol error or a stalled reader
+
+    def auth(self, side: str) -> ServerAuth | None:
+        """A fresh ``ServerAuth`` (own nonce) for one connection's ``side`` ("read" or
+        "publish"), or None when the config leaves that side open."""
+        cfg = self.config
+        user = getattr(cfg, f"rtsp_{side}_user")
+        if not user:
+            return None
+        return ServerAuth({user: getattr(cfg, f"rtsp_{side}_password")}, AUTH_REALM,
+                          secrets.token_hex(16), basic=cfg.rtsp_auth_basic)
 
     @property
     def udp_ports(self) -> tuple[int, int] | None:

@@ -265,3 +265,25 @@ def test_publisher_gets_receiver_reports(server, media, monkeypatch):
         assert isinstance(pkts[0], rtcp.ReceiverReport)
         block = pkts[0].reports[0]
         assert block.ssrc in (0x52544D47, 0x52544D48)  # the client's default SSRC base (+ index)
+
+
+def test_listener_auth_from_config():
+    import base64
+
+    from rtmpgop.channels import Hub
+    from rtmpgop.config import Config
+    from rtmpgop.io.rtsp_server import RtspListener
+
+    open_ = RtspListener(Hub(), Config())
+    assert open_.auth("read") is None and open_.auth("publish") is None
+    lst = RtspListener(Hub(), Config(rtsp_read_user="v", rtsp_read_password="p",
+                                     rtsp_auth_basic=True))
+    assert lst.auth("publish") is None
+    a, b = lst.auth("read"), lst.auth("read")
+    assert a.users == {"v": "p"} and a.nonce != b.nonce  # a fresh nonce per connection
+    assert [c.split()[0] for c in a.challenges()] == ["Digest", "Basic"]
+    good = "Basic " + base64.b64encode(b"v:p").decode()
+    assert a.verify("DESCRIBE", "rtsp://h/x", good)[0]
+    assert not a.verify("DESCRIBE", "rtsp://h/x", "Basic " + base64.b64encode(b"v:x").decode())[0]
+    digest_only = RtspListener(Hub(), Config(rtsp_read_user="v", rtsp_read_password="p"))
+    assert not digest_only.auth("read").verify("DESCRIBE", "rtsp://h/x", good)[0]
