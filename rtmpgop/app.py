@@ -48,6 +48,7 @@ class App:
         self.services["llhls"] = await hls_http.start_service(self.hub, cfg)
         from rtmpgop.io import rtmp_pull, rtsp_client, sources  # noqa: F401  (pullers register)
         self.services["sources"] = sources.SourceManager(self.hub, cfg.sources)  # started below
+        self.listeners["rtsp"].sources = self.services["sources"]  # DESCRIBE wakes on-demand cams
         self.listeners["http"] = await http_server.start(
             self.hub, cfg, cfg.host, cfg.http_port, setups=self.http_setups())
         log.info("rtmpgop listening %s", " ".join(f"{k}={v}" for k, v in self.ports.items()))

@@ -18,6 +18,9 @@ transport is not paused; a transport paused for longer than ``WRITE_STALL_TIMEOU
 that never reads) is closed, the hub skipping it meanwhile. UDP players get their packets with
 ``sendto`` on the shared RTP/RTCP sockets (a full socket buffer drops, as the network would).
 
+On-demand cameras: a DESCRIBE of an idle on-demand source's path (``listener.sources``, the
+App's ``SourceManager``) starts it and is answered once it is live, at most ``ON_DEMAND_WAIT``.
+
 Authentication: ``rtsp_publish_user``/``_password`` and ``rtsp_read_user``/``_password`` give
 each connection a ``ServerAuth`` (Digest MD5 with a fresh nonce, Basic only with
 ``rtsp_auth_basic``); the core answers 401 itself. Empty users leave that side open.
@@ -73,6 +76,10 @@ RR_INTERVAL = 5.0
 send them too, and some encoders watch them to detect a dead server)."""
 
 AUTH_REALM = "rtmpgop"  # realm of the RTSP Digest/Basic challenges (config rtsp_*_user)
+
+ON_DEMAND_WAIT = 10.0
+"""Seconds a DESCRIBE of an idle on-demand camera waits for it to go live (connect, DESCRIBE,
+first keyframe) before it is answered 404, as the HTTP side waits (``http_server``)."""
 
 MEDIA_ERROR_LOG_EVERY = 100
 """Log bad RTP payloads at most once per this many, per session (they are dropped, not fatal)."""
@@ -181,6 +188,7 @@ class RtspServerProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._stall: asyncio.TimerHandle | None = None
         self._rr_timer: asyncio.TimerHandle | None = None
+        self._waiting: asyncio.Task | None = None  # DESCRIBE waiting for an on-demand source
         self.media_errors = 0
         self._udp_input = False  # processing a datagram (bad media is dropped, not fatal)
         self._end_reason = "connection closed"
@@ -225,7 +233,7 @@ class RtspServerProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.listener.connections.discard(self)
-        for h in (self._timer, self._stall, self._rr_timer):
+        for h in (self._timer, self._stall, self._rr_timer, self._waiting):
             if h is not None:
                 h.cancel()
         udp = self.listener.udp
@@ -294,6 +302,28 @@ class RtspServerProtocol(asyncio.Protocol):
             self.close(graceful=True)
 
     def _describe(self, ev: E.DescribeRequest) -> None:
+        ch = self.hub.get(ev.path)
+        sources = self.listener.sources
+        if (ch is None or not ch.trackset.tracks) and sources is not None and \
+                sources.touch(ev.path):
+            # An idle on-demand camera: start it and answer once it is live (or give up).
+            # The core holds requests pipelined behind this DESCRIBE until it is answered.
+            self._waiting = self.loop.create_task(self._describe_when_live(ev, sources))
+            return
+        self._describe_now(ev)
+
+    async def _describe_when_live(self, ev: E.DescribeRequest, sources) -> None:
+        live = await sources.wait_live(ev.path, ON_DEMAND_WAIT)
+        self._waiting = None
+        if self.closed:
+            return
+        if not live:
+            log.info("rtsp %s: on-demand source %s did not go live within %.0f s", self.peer,
+                     ev.path, ON_DEMAND_WAIT)
+        self._describe_now(ev)
+        self._process()  # requests queued behind the DESCRIBE, and the answer
+
+    def _describe_now(self, ev: E.DescribeRequest) -> None:
         ch = self.hub.get(ev.path)
         if ch is None or not ch.trackset.tracks:
             self.conn.reject(404)
@@ -442,6 +472,7 @@ class RtspListener:
         self.udp: _UdpPair | None = None
         self.port = 0
         self.errors = 0  # sessions closed for a protocol error or a stalled reader
+        self.sources = None  # io.sources.SourceManager (set by the App): on-demand cameras
 
     def auth(self, side: str) -> ServerAuth | None:
         """A fresh ``ServerAuth`` (own nonce) for one connection's ``side`` ("read" or

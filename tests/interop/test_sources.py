@@ -314,6 +314,27 @@ def test_on_demand_camera_connects_only_while_watched():
             wait_until(lambda: status(srv, "live/lazy").state == "idle", 10, what="idle after HLS")
 
 
+def test_on_demand_camera_woken_by_rtsp_describe():
+    """An RTSP player DESCRIBE-ing an idle on-demand camera's path waits for it to come up."""
+    with camera("--audio") as (_, port):
+        src = SourceConfig("live/lazyrtsp", f"rtsp://127.0.0.1:{port}/stream1", on_demand=True,
+                           idle_timeout=1.0)
+        with app(src) as srv:
+            assert status(srv, "live/lazyrtsp").state == "idle"
+            url = f"rtsp://127.0.0.1:{srv.ports['rtsp']}/live/lazyrtsp"
+            got = probe(url, "-rtsp_transport", "tcp")
+            assert sorted(s["codec_name"] for s in got) == ["aac", "h264"]
+            assert frames_in(srv, "live/lazyrtsp") > 0
+            wait_until(lambda: status(srv, "live/lazyrtsp").state == "idle", 10,
+                       what="idle after the RTSP player left")
+            # A path that is neither live nor a source is still a plain 404, at once.
+            t0 = time.monotonic()
+            missing = subprocess.run([FFPROBE, "-v", "error", "-rtsp_transport", "tcp",
+                                      url + "x"], capture_output=True, timeout=DEADLINE)
+            assert missing.returncode != 0 and b"404" in missing.stderr
+            assert time.monotonic() - t0 < 5
+
+
 def test_ffmpeg_publishing_to_our_rtsp_server_is_a_second_camera():
     """ffmpeg publishes H.264 + AAC over RTSP to one rtmpgop; a second pulls it as a camera
     (alongside the GStreamer one) and serves both over RTMP."""
