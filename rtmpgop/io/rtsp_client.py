@@ -13,14 +13,15 @@ camera's RTCP comes from. ``rtsps://`` wraps the TCP stream in TLS (verification
 source says ``tls_verify = false``). Cancelling the puller sends TEARDOWN and waits for its
 answer at most ``TEARDOWN_TIMEOUT``.
 
-Camera tracks become hub tracks through ``camera_tracks.TrackMapper`` (video first, one
-timeline from 0, in-band configurations awaited, discontinuities re-anchored).
+Camera tracks become hub tracks through ``rtsp_ingest.RtspIngest``, shared with RTSP publishers
+(video first, one timeline aligned by the camera's SRs or else by arrival, in-band
+configurations awaited, discontinuities re-anchored).
 
 Camera quirks handled (the digest section 9): a fresh DESCRIBE on every reconnect; Content-Base
-naming an internal host (the core keeps ours); parameter sets only in-band (``TrackMapper``
+naming an internal host (the core keeps ours); parameter sets only in-band (``RtspIngest``
 waits for them); missing RTP marker bits (the depacketizer closes an access unit when the
 timestamp changes, protocol/rtp/nal.py); timestamps that jump or go backwards after an
-encoder restart or SSRC change (``camera_tracks.Timeline``); cameras that never answer keepalives or
+encoder restart or SSRC change (``rtsp_ingest.Timeline``); cameras that never answer keepalives or
 TEARDOWN (neither is waited for beyond ``TEARDOWN_TIMEOUT``); no RTCP at all (receiver reports
 over UDP go out only once the camera's RTCP address is known).
 """
@@ -40,7 +41,7 @@ from dataclasses import replace
 
 from rtmpgop.config import SourceConfig
 from rtmpgop.io import sources
-from rtmpgop.io.camera_tracks import TrackMapper
+from rtmpgop.io.rtsp_ingest import RtspIngest
 from rtmpgop.protocol.rtsp import events as ev
 from rtmpgop.protocol.rtsp.client import MAX_REDIRECTS, RR_INTERVAL, ClientConnection
 from rtmpgop.protocol.rtsp.urls import parse_url
@@ -299,7 +300,7 @@ class RtspPull:
     def __init__(self, url: str, cfg: SourceConfig, sink) -> None:
         self.url = url
         self.cfg = cfg
-        self.mapper = TrackMapper(sink)
+        self.mapper = RtspIngest(sink, self._sender_report)
         sink.details = self.details
         self.udp = UdpPorts() if cfg.transport == "udp" else None
         self.conn = ClientConnection(url, transport=cfg.transport, udp_client_ports=self.udp,
@@ -308,6 +309,9 @@ class RtspPull:
         self.proto: RtspClientProtocol | None = None
         self.media_errors = 0
         self._error_logged = 0.0
+
+    def _sender_report(self, track_id: int):
+        return self.conn.sender_report(track_id)
 
     def details(self) -> tuple[tuple[str, object], ...]:
         """RTSP counters of this connection for ``Source.statistics``."""
@@ -322,11 +326,11 @@ class RtspPull:
     def on_event(self, e) -> None:
         now = self.proto.loop.time() if self.proto else 0.0
         if isinstance(e, ev.MediaReceived):
-            self.mapper.unit(e.unit, now)
+            self.mapper.push(e.unit, now)
         elif isinstance(e, ev.TrackChanged):
-            self.mapper.changed(e.track, now)
+            self.mapper.track_changed(e.track, now)
         elif isinstance(e, ev.Playing):
-            self.mapper.playing(e.tracks, now)
+            self.mapper.start(e.tracks, now)
             self.proto.start_udp()
         elif isinstance(e, ev.MediaError):
             self.media_errors += 1

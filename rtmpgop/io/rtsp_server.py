@@ -11,8 +11,8 @@ registered it for. The TCP handler first drains the UDP sockets, so datagrams th
 before a TEARDOWN are handed over before it (FFmpeg sends its last RTP just before).
 
 Publishing: ANNOUNCE claims the path (``PathBusy`` -> 455, an invalid path -> 400); events go
-to ``io.rtsp_ingest.RtspIngest`` (tracks announced once configured, one timeline for all
-tracks). Playing: ``subscribers.rtsp_play.RtspPlayer`` is made at DESCRIBE (so the player starts
+to ``io.rtsp_ingest.RtspIngest`` (video first, tracks announced once configured, one timeline
+for all tracks aligned by the publisher's SRs), as for pulled cameras. Playing: ``subscribers.rtsp_play.RtspPlayer`` is made at DESCRIBE (so the player starts
 at the GoP head current then) and drained from the subscription's wake-up callback while the
 transport is not paused; a transport paused for longer than ``WRITE_STALL_TIMEOUT`` (a client
 that never reads) is closed, the hub skipping it meanwhile. UDP players get their packets with
@@ -272,7 +272,7 @@ class RtspServerProtocol(asyncio.Protocol):
                 self.ingest.push(ev.unit, self.loop.time())
         elif t is E.TrackChanged:
             if self.ingest is not None:
-                self.ingest.track_changed(ev.track)
+                self.ingest.track_changed(ev.track, self.loop.time())
         elif t is E.MediaError:
             if not self._udp_input:  # TCP is reliable: a bad packet means a broken sender
                 raise ev.error if isinstance(ev.error, ProtocolError) else RTSPError(str(ev.error))
@@ -349,7 +349,8 @@ class RtspServerProtocol(asyncio.Protocol):
             self.conn.reject(400, "Invalid Path")
             return
         self.channel = ch
-        self.ingest = RtspIngest(ch, ev.tracks, self.conn.sender_report)
+        self.ingest = RtspIngest(ch, self.conn.sender_report)
+        self.ingest.start(ev.tracks, self.loop.time())
         self.conn.accept_announce()
 
     def _setup(self, ev: E.SetupDone) -> None:

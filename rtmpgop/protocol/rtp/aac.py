@@ -23,8 +23,8 @@ from rtmpgop.codecs import aac as caac
 from rtmpgop.codecs.bits import BitReader
 from rtmpgop.errors import CodecError, LimitExceeded, RTPError, Unsupported
 from rtmpgop.media import Codec, CodecConfig
-from rtmpgop.protocol.rtp.base import Frame, Packetizer
-from rtmpgop.protocol.rtp.packet import RTPPacket, Unwrapper
+from rtmpgop.protocol.rtp.base import Frame, PacketOrder, Packetizer
+from rtmpgop.protocol.rtp.packet import RTPPacket
 
 MAX_AAC_AU_BYTES = 64 * 1024
 """Largest AAC access unit: 6144 bits per channel (ISO 14496-3 4.5.3.1) times 48 channels
@@ -67,8 +67,7 @@ class AACDepacketizer:
         if config is not None:
             self.frame_length = caac.parse_asc(config.record).frame_length
         self._announced = False
-        self._ts = Unwrapper(32)
-        self._last_seq: int | None = None
+        self._order = PacketOrder()
         self._frag: list[memoryview] | None = None
         self._frag_size = 0
         self._frag_total = 0
@@ -120,11 +119,7 @@ class AACDepacketizer:
         Raises ``RTPError``/``Unsupported``/``LimitExceeded``; the fragment in progress is then
         dropped and the depacketizer stays usable.
         """
-        ts = self._ts.unwrap(packet.timestamp)
-        gap = self._last_seq is not None and packet.sequence != (self._last_seq + 1) & 0xFFFF
-        self._last_seq = packet.sequence
-        payload = packet.payload if isinstance(packet.payload, memoryview) else memoryview(
-            packet.payload)
+        ts, gap, payload = self._order.step(packet)
         if self._frag is not None and (gap or ts != self._frag_ts):
             self._frag = None
             self.dropped_frames += 1
@@ -209,8 +204,7 @@ class LATMDepacketizer:
         self.subframes = subframes
         self.frame_length = caac.parse_asc(config.record).frame_length
         self._announced = False
-        self._ts = Unwrapper(32)
-        self._last_seq: int | None = None
+        self._order = PacketOrder()
         self._parts: list[memoryview] = []
         self._size = 0
         self.dropped_frames = 0
@@ -218,14 +212,11 @@ class LATMDepacketizer:
     def push(self, packet: RTPPacket) -> list[Frame]:
         """Add one packet; return the AAC frames of a completed AudioMuxElement.
         Raises ``RTPError``/``LimitExceeded`` (the element is dropped)."""
-        ts = self._ts.unwrap(packet.timestamp)
-        if self._last_seq is not None and packet.sequence != (self._last_seq + 1) & 0xFFFF:
+        ts, gap, view = self._order.step(packet)
+        if gap:
             if self._parts:
                 self.dropped_frames += 1
             self._parts, self._size = [], 0
-        self._last_seq = packet.sequence
-        view = packet.payload if isinstance(packet.payload, memoryview) else memoryview(
-            packet.payload)
         self._parts.append(view)
         self._size += len(view)
         if self._size > MAX_LATM_ELEMENT_BYTES:

@@ -18,9 +18,9 @@ from rtmpgop import codecs
 from rtmpgop.codecs import av1 as cav1
 from rtmpgop.errors import CodecError, LimitExceeded, RTPError
 from rtmpgop.media import Codec, CodecConfig
-from rtmpgop.protocol.rtp.base import Frame, Packetizer
+from rtmpgop.protocol.rtp.base import Frame, PacketOrder, Packetizer
 from rtmpgop.protocol.rtp.nal import MAX_AU_BYTES
-from rtmpgop.protocol.rtp.packet import RTPPacket, Unwrapper
+from rtmpgop.protocol.rtp.packet import RTPPacket
 
 MAX_OBUS_PER_TU = 64
 """OBUs per temporal unit: a sequence header, metadata, and one frame or frame header plus
@@ -47,8 +47,7 @@ class AV1Depacketizer:
             self._seq_header = bytes(obu.payload) if obu is not None else b""
         self._announced = False
         self._changed = False
-        self._ts = Unwrapper(32)
-        self._last_seq: int | None = None
+        self._order = PacketOrder()
         self._tu_ts: int | None = None
         self._parts: list[bytes | memoryview] = []
         self._size = 0
@@ -61,9 +60,7 @@ class AV1Depacketizer:
 
         Raises ``RTPError``/``LimitExceeded``; the unit in progress is then dropped.
         """
-        ts = self._ts.unwrap(packet.timestamp)
-        gap = self._last_seq is not None and packet.sequence != (self._last_seq + 1) & 0xFFFF
-        self._last_seq = packet.sequence
+        ts, gap, view = self._order.step(packet)
         out: list[Frame] = []
         if self._tu_ts is not None and ts != self._tu_ts:
             self._frag = None
@@ -71,8 +68,6 @@ class AV1Depacketizer:
         if gap:
             self._frag = None
         self._tu_ts = ts
-        view = packet.payload if isinstance(packet.payload, memoryview) else memoryview(
-            packet.payload)
         try:
             self._elements(view)
         except (RTPError, LimitExceeded, CodecError):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from rtmpgop.media import CodecConfig
 from rtmpgop.protocol.rtp import rtcp
+from rtmpgop.protocol.rtp.packet import Unwrapper
 
 DEFAULT_MTU = 1200
 """Largest RTP packet we send (header included). 1200 leaves room for IP/UDP plus VPN and
@@ -40,6 +41,28 @@ class Frame:
     payload: bytes
     keyframe: bool
     config: CodecConfig | None = None
+
+
+class PacketOrder:
+    """What every depacketizer reads first from a packet: ``step(packet)`` returns (RTP
+    timestamp unwrapped to 64 bits, whether sequence numbers were skipped since the previous
+    packet (a loss: drop the unit in progress), payload as a ``memoryview``)."""
+
+    __slots__ = ("_ts", "_last_seq")
+
+    def __init__(self) -> None:
+        self._ts = Unwrapper(32)
+        self._last_seq: int | None = None
+
+    def step(self, packet) -> tuple[int, bool, memoryview]:
+        seq = packet.sequence
+        last = self._last_seq
+        self._last_seq = seq
+        payload = packet.payload
+        if type(payload) is not memoryview:
+            payload = memoryview(payload)
+        return (self._ts.unwrap(packet.timestamp),
+                last is not None and seq != (last + 1) & 0xFFFF, payload)
 
 
 class Packetizer:

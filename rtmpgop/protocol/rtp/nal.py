@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from rtmpgop.errors import CodecError, LimitExceeded, RTPError
 from rtmpgop.media import CodecConfig
-from rtmpgop.protocol.rtp.base import Frame, Packetizer
-from rtmpgop.protocol.rtp.packet import RTPPacket, Unwrapper
+from rtmpgop.protocol.rtp.base import Frame, PacketOrder, Packetizer
+from rtmpgop.protocol.rtp.packet import RTPPacket
 
 MAX_AU_BYTES = 8 * 1024 * 1024
 """Largest access unit we assemble (gortsplib's limit): a 4K intra frame at a very high
@@ -37,8 +37,7 @@ class NALDepacketizer:
     def __init__(self, config: CodecConfig | None) -> None:
         self.config = config
         self._announced = False  # config returned with a frame yet
-        self._ts = Unwrapper(32)
-        self._last_seq: int | None = None
+        self._order = PacketOrder()
         self._au_ts: int | None = None
         self._parts: list[bytes | memoryview] = []
         self._nalus = 0
@@ -70,21 +69,14 @@ class NALDepacketizer:
         Raises ``RTPError`` on a malformed or refused payload and ``LimitExceeded`` on an
         oversized access unit; either way the unit in progress is dropped.
         """
-        # Runs once per packet: locals instead of repeated attribute lookups.
-        ts = self._ts.unwrap(packet.timestamp)
-        seq = packet.sequence
-        last = self._last_seq
-        self._last_seq = seq
+        ts, gap, payload = self._order.step(packet)
         out: list[Frame] = []
         if self._au_ts is not None and ts != self._au_ts:
             self._drop_fu()
             out += self._emit()
-        if last is not None and seq != (last + 1) & 0xFFFF:
+        if gap:
             self._drop_fu()
         self._au_ts = ts
-        payload = packet.payload
-        if type(payload) is not memoryview:
-            payload = memoryview(payload)
         try:
             nals = self._split(payload)
             if nals:

@@ -118,3 +118,12 @@ class TrackReceiver:
         lost = self.reorder.lost if self.reorder is not None else 0
         return Statistics(frames_in=self.frames, bytes_in=self.bytes,
                           extra=(("rtp_errors", self.errors), ("packets_lost", lost)))
+
+
+def last_sender_report(receivers, track_id: int) -> rtcp.SenderReport | None:
+    """The last SR the sender sent for ``track_id`` among ``receivers`` (TrackReceivers), or
+    None (no SR yet, or no such track)."""
+    for rx in receivers:
+        if rx.track.id == track_id:
+            return rx.last_sr
+    return None

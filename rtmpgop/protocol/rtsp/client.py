@@ -30,7 +30,7 @@ from collections import deque
 
 from rtmpgop.errors import ProtocolError, RTSPError, Unsupported
 from rtmpgop.media import AccessUnit, Statistics, Track
-from rtmpgop.protocol.rtp.receiver import TrackReceiver
+from rtmpgop.protocol.rtp.receiver import TrackReceiver, last_sender_report
 from rtmpgop.protocol.rtsp import events as ev
 from rtmpgop.protocol.rtsp import headers as hdr
 from rtmpgop.protocol.rtsp.auth import ClientAuth
@@ -182,6 +182,11 @@ class ClientConnection:
         Before any RTP arrived the RR has no report block: it still keeps cameras happy."""
         return [(self.tracks[i].id, rx.receiver_report(now))
                 for i, rx in self._receivers.items()]
+
+    def sender_report(self, track_id: int):
+        """The camera's last RTCP ``SenderReport`` for ``track_id`` (NTP <-> RTP timestamp),
+        or None before one arrived."""
+        return last_sender_report(self._receivers.values(), track_id)
 
     def close(self) -> None:
         """Queue TEARDOWN (if a session exists); a Teardown event follows its answer."""

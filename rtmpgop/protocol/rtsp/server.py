@@ -33,7 +33,7 @@ from collections import deque
 
 from rtmpgop.errors import ProtocolError, RTSPError, Unsupported
 from rtmpgop.media import Statistics, Track
-from rtmpgop.protocol.rtp.receiver import TrackReceiver
+from rtmpgop.protocol.rtp.receiver import TrackReceiver, last_sender_report
 from rtmpgop.protocol.rtsp import events as ev
 from rtmpgop.protocol.rtsp import headers as hdr
 from rtmpgop.protocol.rtsp.auth import ServerAuth
@@ -277,10 +277,7 @@ class ServerConnection:
     def sender_report(self, track_id: int):
         """Record mode: the publisher's last RTCP ``SenderReport`` for ``track_id`` (NTP <->
         RTP timestamp), or None before one arrived."""
-        for rx in self._receivers.values():
-            if rx.track.id == track_id:
-                return rx.last_sr
-        return None
+        return last_sender_report(self._receivers.values(), track_id)
 
     def statistics(self) -> Statistics:
         frames = sum(r.frames for r in self._receivers.values())
