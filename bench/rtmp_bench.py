@@ -416,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.window is None:
         args.window = 5.0 if args.quick else 15.0
+    if args.profile and not os.path.exists(os.path.join(os.path.dirname(sys.executable), "py-spy")):
+        p.error("--profile needs py-spy next to this Python: .venv/bin/pip install py-spy")
     try:
         os.setpriority(os.PRIO_PROCESS, 0, args.nice)
     except OSError as e:
