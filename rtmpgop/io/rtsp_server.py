@@ -12,8 +12,9 @@ before a TEARDOWN are handed over before it (FFmpeg sends its last RTP just befo
 
 Publishing: ANNOUNCE claims the path (``PathBusy`` -> 455, an invalid path -> 400); events go
 to ``io.rtsp_ingest.RtspIngest`` (video first, tracks announced once configured, one timeline
-for all tracks aligned by the publisher's SRs), as for pulled cameras. Playing: ``subscribers.rtsp_play.RtspPlayer`` is made at DESCRIBE (so the player starts
-at the GoP head current then) and drained from the subscription's wake-up callback while the
+for all tracks aligned by the publisher's SRs), as for pulled cameras. Playing:
+``subscribers.rtsp_play.RtspPlayer`` is made at DESCRIBE (so the player starts at the GoP head
+current then) and drained from the subscription's wake-up callback while the
 transport is not paused; a transport paused for longer than ``WRITE_STALL_TIMEOUT`` (a client
 that never reads) is closed, the hub skipping it meanwhile. UDP players get their packets with
 ``sendto`` on the shared RTP/RTCP sockets (a full socket buffer drops, as the network would).
