@@ -157,3 +157,28 @@ def test_fuzz_contract(data):
             continue
         assert isinstance(tag, (VideoTag, AudioTag))
         assert 0 <= tag.offset and tag.offset + tag.length <= len(data)
+
+
+def _outcome(fn, body, head=None):
+    try:
+        return fn(body, head)
+    except ProtocolError as e:
+        return type(e)
+
+
+@given(st.binary(max_size=24), st.binary(max_size=16))
+@example(_hex("17 01 000042") + PAY, b"")
+@example(_hex("a1 68766331 000021") + PAY, b"")
+@example(_hex("c3 61763031") + PAY, b"")  # frame type 4 (generated), coded X
+@example(b"\xaf\x01\x21", b"")
+@example(b"\xaf\x02\x21", b"")
+def test_head_fast_path_matches_full_parse(data, tail):
+    """A prefix ``head`` of any length gives the same tag (or error) as parsing the body alone:
+    heads of 8+ bytes take the fast path, shorter ones the general parser."""
+    body = data + tail
+    for fn in (flv.parse_video, flv.parse_audio):
+        full = _outcome(fn, body)
+        for k in range(len(body) + 1):
+            assert _outcome(fn, body, body[:k]) == full
+            pieces = Pieces([memoryview(body[:k]), memoryview(body[k:])])
+            assert _outcome(fn, pieces, pieces.head) == full

@@ -26,7 +26,8 @@ every player with the same chunk size. Body pieces are sliced, not copied.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from struct import Struct
+from typing import NamedTuple
 
 from rtmpgop.errors import ChunkError, LimitExceeded
 
@@ -64,6 +65,8 @@ MIN_FREE = 16 * 1024
 
 _EXT = 0xFFFFFF
 _U32 = 1 << 32
+_HEAD = Struct(">II")  # from the basic header byte: (b0, ts24) and (length24, type id)
+_MSID = Struct("<I")
 
 
 class _Block:
@@ -89,10 +92,16 @@ class Pieces:
 
     __slots__ = ("views", "length", "_counter")
 
-    def __init__(self, views: list, counter: _Counter | None = None) -> None:
+    def __init__(self, views: list, counter: _Counter | None = None, length: int | None = None) -> None:
         self.views = views
-        self.length = sum(len(v) for v in views)
+        self.length = sum(len(v) for v in views) if length is None else length
         self._counter = counter
+
+    @property
+    def head(self):
+        """The first piece (a prefix of the body; ``b""`` when empty): header parsers read
+        from it directly when what they need lies inside it (the common case)."""
+        return self.views[0] if self.views else b""
 
     def __len__(self) -> int:
         return self.length
@@ -115,13 +124,19 @@ class Pieces:
 
     def to_bytes(self, start: int = 0, stop: int | None = None) -> bytes:
         """Bytes ``[start:stop]`` of the body, copied once."""
-        stop = self.length if stop is None else min(stop, self.length)
+        length = self.length
+        stop = length if stop is None or stop > length else stop
         if start >= stop:
             return b""
         if self._counter is not None:
             self._counter.copied += stop - start
-        if len(self.views) == 1:
-            return bytes(self.views[0][start:stop])
+        views = self.views
+        if len(views) == 1:
+            return bytes(views[0][start:stop])
+        if stop == length and start < len(views[0]):  # header in the first piece, rest to the end
+            if start:
+                return b"".join([views[0][start:], *views[1:]])
+            return b"".join(views)
         parts = []
         pos = 0
         for v in self.views:
@@ -135,10 +150,10 @@ class Pieces:
         return b"".join(parts)
 
 
-@dataclass(frozen=True, slots=True)
-class RawMessage:
+class RawMessage(NamedTuple):
     """A reassembled message. ``timestamp`` is 32-bit ms (wraps); ``body`` is valid until the
-    reader's next ``get_buffer``/``feed``."""
+    reader's next ``get_buffer``/``feed``. A NamedTuple, not a frozen dataclass: one is built
+    per message, and a frozen dataclass ``__init__`` costs 10-30x a tuple's on CPython 3.11."""
 
     csid: int
     msid: int
@@ -149,7 +164,7 @@ class RawMessage:
 
 class _Stream:
     __slots__ = ("csid", "timestamp", "delta", "length", "type_id", "msid", "ext", "ext_value",
-                 "pieces", "received", "in_progress")
+                 "views", "blocks", "received", "in_progress")
 
     def __init__(self, csid: int) -> None:
         self.csid = csid
@@ -160,7 +175,8 @@ class _Stream:
         self.msid = 0
         self.ext = False
         self.ext_value = 0
-        self.pieces: list = []  # (block or None, view)
+        self.views: list = []  # memoryview pieces of the body, in order
+        self.blocks: list = []  # the receive blocks they point into, each pinned once
         self.received = 0
         self.in_progress = False
 
@@ -244,22 +260,22 @@ class ChunkReader:
         return bytes(self._block.view[p:p + n])
 
     # ------------------------------------------------------------------ pinning
-    def _unpin(self, pieces: list) -> None:
-        for blk, _ in pieces:
-            if blk is not None:
-                blk.pins -= 1
-                if blk.pins == 0:
-                    self._held.discard(blk)
+    def _unpin(self, blocks: list) -> None:
+        for blk in blocks:
+            blk.pins -= 1
+            if blk.pins == 0:
+                self._held.discard(blk)
 
     def _consolidate(self, s: _Stream) -> None:
-        data = b"".join(v for _, v in s.pieces)
+        data = b"".join(s.views)
         self._counter.copied += len(data)
-        self._unpin(s.pieces)
-        s.pieces = [(None, memoryview(data))]
+        self._unpin(s.blocks)
+        s.blocks = []
+        s.views = [memoryview(data)]
 
     def _consolidate_all(self) -> None:
         for s in self._streams.values():
-            if s.in_progress and s.pieces:
+            if s.in_progress and s.blocks:
                 self._consolidate(s)
 
     # ------------------------------------------------------------------ parsing
@@ -274,15 +290,20 @@ class ChunkReader:
                 avail = self._end - self._start
                 if avail == 0:
                     return None
-                n = min(avail, self._cur_left)
+                left = self._cur_left
+                n = avail if avail < left else left
                 p = self._start
                 self._start = p + n
                 blk = self._block
-                blk.pins += 1
-                s.pieces.append((blk, view[p:p + n]))
+                blocks = s.blocks
+                if not blocks or blocks[-1] is not blk:  # blocks only ever follow each other
+                    blk.pins += 1
+                    blocks.append(blk)
+                views = s.views
+                views.append(view[p:p + n])
                 s.received += n
-                self._cur_left -= n
-                if len(s.pieces) > MAX_PIECES:
+                self._cur_left = left - n
+                if len(views) > MAX_PIECES:
                     self._consolidate(s)
                 if self._cur_left:
                     return None
@@ -328,13 +349,15 @@ class ChunkReader:
         else:
             new = False
         if fmt < 3:
-            ts = (view[p] << 16) | (view[p + 1] << 8) | view[p + 2]
             length, type_id, msid = s.length, s.type_id, s.msid
             if fmt < 2:
-                length = (view[p + 3] << 16) | (view[p + 4] << 8) | view[p + 5]
-                type_id = view[p + 6]
+                ts, lt = _HEAD.unpack_from(view, p - 1)  # 8 bytes from the basic header byte
+                ts &= 0xFFFFFF
+                length, type_id = lt >> 8, lt & 0xFF
                 if fmt == 0:
-                    msid = int.from_bytes(view[p + 7:p + 11], "little")
+                    msid = _MSID.unpack_from(view, p + 7)[0]
+            else:
+                ts = (view[p] << 16) | (view[p + 1] << 8) | view[p + 2]
             p += hlen
             ext = ts == _EXT
             if ext:
@@ -365,30 +388,35 @@ class ChunkReader:
                 self._begin(s)
         self._start = p
         self._cur = s
-        self._cur_left = min(self.chunk_size, s.length - s.received)
+        left = s.length - s.received
+        self._cur_left = left if left < self.chunk_size else self.chunk_size
         return True
 
     def _begin(self, s: _Stream) -> None:
         s.in_progress = True
         s.received = 0
-        s.pieces = []
+        s.views = []
+        s.blocks = []
 
     def _drop(self, s: _Stream) -> None:
-        self._unpin(s.pieces)
-        s.pieces = []
+        self._unpin(s.blocks)
+        s.views = []
+        s.blocks = []
         s.in_progress = False
         s.received = 0
         self.messages_dropped += 1
 
     def _complete(self, s: _Stream) -> RawMessage:
-        pieces = s.pieces
-        self._unpin(pieces)
-        s.pieces = []
+        views = s.views
+        if s.blocks:
+            self._unpin(s.blocks)
+            s.blocks = []
+        s.views = []
         s.in_progress = False
         s.received = 0
         self.messages += 1
-        msg = RawMessage(s.csid, s.msid, s.type_id, s.timestamp, Pieces([v for _, v in pieces], self._counter))
-        if msg.msid == 0 and msg.type_id in (1, 2):
+        msg = RawMessage(s.csid, s.msid, s.type_id, s.timestamp, Pieces(views, self._counter, s.length))
+        if s.msid == 0 and s.type_id in (1, 2):
             self._control(msg)
         return msg
 

@@ -202,7 +202,8 @@ class RtmpConnection:
         if not self._accepts_media(msid):
             self.ignored_messages += 1
             return
-        tag = flv.parse_video(body) if t == T.VIDEO else flv.parse_audio(body)
+        head = body.head
+        tag = flv.parse_video(body, head) if t == T.VIDEO else flv.parse_audio(body, head)
         if tag.extra_tracks:
             self.ignored_tracks += tag.extra_tracks
         if tag.track != 0:
