@@ -45,6 +45,12 @@ WRITE_HIGH_WATER = 1024 * 1024
 """Bytes queued in a transport before ``pause_writing`` (then players stop draining and the hub
 skips them when they fall GoPs behind). Bounds memory per player."""
 
+OUT_CHUNK_SIZE = 60000
+"""Chunk size the server sends with (announced at connect). Large like SRS's default (60000) so
+that a typical frame leaves in one chunk: fewer headers and buffers per message per player
+(fan-out). Every player we know reads any Set Chunk Size (FFmpeg, librtmp, GStreamer, hls.js
+has no RTMP); publishers only receive our small command replies with it."""
+
 TIMER_TICK = 1.0
 """Seconds between timeout checks."""
 
@@ -127,7 +133,7 @@ class RtmpServerProtocol(asyncio.BufferedProtocol):
             if self.ingest is not None:
                 self.ingest.on_metadata(ev)
         elif isinstance(ev, E.Connect):
-            c.accept_connect(ev)
+            c.accept_connect(ev, chunk_size=OUT_CHUNK_SIZE)
         elif isinstance(ev, E.Publish):
             self._publish(ev)
         elif isinstance(ev, E.Play):

@@ -126,14 +126,20 @@ def test_players_share_the_same_buffers():
     ch = publish(hub)
     one, two = Viewer(hub), Viewer(hub)
     push_clip(ch, n=10)
+    big = bytes(range(256)) * 160  # 40 KB: above JOIN_BELOW_BYTES, stays a view
+    last = ch.last_gop.items[-1]
+    ch.push(AccessUnit(0, last.dts + 3000, last.dts + 3000, False, big))
     b1, b2 = one.pull(), two.pull()
-    shared = {id(b) for b in b1 if isinstance(b, memoryview)} & {id(b) for b in b2 if isinstance(b, memoryview)}
-    assert len(shared) >= 20  # the chunks of every access unit are the same objects
-    assert two.player.shared_hits == one.player.frames_out
+    shared = {id(b) for b in b1} & {id(b) for b in b2}
+    assert len(shared) >= 21  # every access unit's buffers are the same objects
+    assert two.player.shared_hits == one.player.frames_out == 21
     assert [x.payload for x in one.media()] == [x.payload for x in two.media()]
-    # payload bytes are not copied: chunk bodies are views of the hub's payload
-    au_payloads = {id(i.payload) for g in ch.ring for i in g.items if isinstance(i, AccessUnit)}
-    assert any(b.obj is not None and id(b.obj) in au_payloads for b in b1 if isinstance(b, memoryview))
+    assert one.media()[-1].payload == big
+    # small messages are one joined buffer each; a large payload is not copied: its chunk
+    # bodies are views of the hub's payload
+    au = {id(i.payload): i for g in ch.ring for i in g.items if isinstance(i, AccessUnit)}
+    views = [b for b in b1 if isinstance(b, memoryview) and b.obj is not None and id(b.obj) in au]
+    assert views and all(b.obj is big for b in views) and sum(map(len, views)) == len(big)
 
 
 def test_hevc_only_for_players_listing_hvc1():
