@@ -5,7 +5,9 @@
 
 Each (scenario, server) run starts a fresh server pinned to one core (``--server-cpu``), while
 this process, the load generator (bench/loadgen, asyncio on uvloop), is pinned to another
-(``--loadgen-cpu``). Servers alternate per scenario (which one goes first flips each time).
+(``--loadgen-cpu``). Servers take turns per scenario (which one goes first rotates). rtmpgop
+runs in two configurations: its default (``rtmpgop``: an LL-HLS muxer per published path) and
+``rtmpgop-nohls`` (``hls = "off"``), which matches the nginx-rtmp configuration (no HLS).
 On a shared machine: both run at nice -10 (``--nice``), each run first waits until other work
 quiets down (``--settle``), and the detail table shows the other load seen, how long the server
 and the load generator sat runnable but off-core, and how far publishers fell behind schedule.
@@ -49,7 +51,11 @@ from bench.loadgen.media import load_media  # noqa: E402
 from bench.loadgen.run import LoadResult, LoadSpec, run_load  # noqa: E402
 
 SCENARIOS = ["fanout-1", "fanout-50", "fanout-200", "ingest-1", "ingest-10", "ingest-50"]
-SERVERS = ["rtmpgop", "nginx"]
+SERVERS = ["rtmpgop", "rtmpgop-nohls", "nginx"]
+LABELS = {"rtmpgop": "rtmpgop (default: LL-HLS on)", "rtmpgop-nohls": "rtmpgop (hls = off, as nginx)",
+          "nginx": "nginx-rtmp"}
+"""rtmpgop runs twice: as configured by default (an LL-HLS muxer per published path) and with
+``hls = "off"``, the configuration that matches the nginx one (``live on``, no HLS)."""
 READY_DEADLINE = 20.0  # s for `python -m rtmpgop` to print its ready line
 OUT_DIR = os.path.join(ROOT, "bench", "out")
 TARGETS = {"fanout": 1.0, "ingest": 1.3}  # max CPU/Mbit ratio rtmpgop / nginx
@@ -58,10 +64,11 @@ JOIN_TARGET_MS = 50.0
 
 # ---- servers --------------------------------------------------------------------------
 class Rtmpgop:
-    """``python -m rtmpgop`` on a port it picks, pinned to ``cpu``."""
+    """``python -m rtmpgop`` on a port it picks, pinned to ``cpu``; ``hls`` = the ``hls`` key."""
 
-    def __init__(self, cpu: int | None = None) -> None:
+    def __init__(self, cpu: int | None = None, hls: str = "always") -> None:
         self.cpu = cpu
+        self.hls = hls
         self.dir = tempfile.mkdtemp(prefix="rtmpgop-bench-")
         self.proc: subprocess.Popen | None = None
         self.port = 0
@@ -77,7 +84,7 @@ class Rtmpgop:
         cmd = [sys.executable, "-m", "rtmpgop", "--host", "127.0.0.1", "--rtmp-port", "0",
                "--rtsp-port", "0", "--http-port", "0", "--ws-port", "0", "--log-level", "warning"]
         # every listener on a free port, or runs collide with other rtmpgops on the machine
-        env = dict(os.environ, RTMPGOP_RTSP_UDP_RTP_PORT="0")
+        env = dict(os.environ, RTMPGOP_RTSP_UDP_RTP_PORT="0", RTMPGOP_HLS=self.hls)
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL,
             preexec_fn=(lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None)
@@ -118,6 +125,8 @@ class Rtmpgop:
 def start_server(name: str, cpu: int | None):
     if name == "rtmpgop":
         return Rtmpgop(cpu).start()
+    if name == "rtmpgop-nohls":
+        return Rtmpgop(cpu, hls="off").start()
     if name == "nginx":
         return nginx_rtmp.NginxRtmp(cpu=cpu).start()
     raise ValueError(name)
@@ -210,9 +219,9 @@ def run_one(scenario: str, server: str, media, args) -> dict:
         marks["cpu0"], marks["t0"] = cpu_seconds(pid), time.monotonic()
         marks["wait0"] = sched_seconds(pid)[1]
         marks["lgwait0"] = sched_seconds(os.getpid())[1]
-        if args.profile and server == "rtmpgop":
+        if args.profile and server.startswith("rtmpgop"):
             os.makedirs(args.profile, exist_ok=True)
-            prof_path = os.path.join(args.profile, f"{scenario}.collapsed")
+            prof_path = os.path.join(args.profile, f"{scenario}-{server}.collapsed")
             prof = subprocess.Popen(
                 [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid", str(pid),
                  "--duration", str(int(args.window)), "--rate", "500",
@@ -315,12 +324,14 @@ def tables(results: list[dict], scenarios: list[str], servers: list[str]) -> str
     """Summary (median run per scenario and server, CPU range when repeated) and detail (every
     run) tables in Markdown."""
     by, span = median_runs(results)
-    g, n = "rtmpgop", "nginx"
-    lines = ["| scenario | Mbit/s | CPU ms/Mbit rtmpgop | CPU ms/Mbit nginx | ratio (target) "
-             "| RSS MB rtmpgop / nginx | join p50/p95 ms rtmpgop | join p50/p95 ms nginx "
-             "| exact % rtmpgop / nginx |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for sc in scenarios:
+    n = "nginx"
+    variants = [sv for sv in servers if sv != n] or [None]
+    short = {"rtmpgop": "default (LL-HLS on)", "rtmpgop-nohls": "hls = off (as nginx)"}
+    lines = ["| scenario | rtmpgop config | Mbit/s | CPU ms/Mbit rtmpgop | CPU ms/Mbit nginx "
+             "| ratio (target) | RSS MB rtmpgop / nginx | join p50/p95 ms rtmpgop "
+             "| join p50/p95 ms nginx | exact % rtmpgop / nginx |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for sc, g in ((sc, g) for sc in scenarios for g in variants):
         a, b = by.get((sc, g)), by.get((sc, n))
         kind = sc.split("-")[0]
         ratio = None
@@ -346,7 +357,7 @@ def tables(results: list[dict], scenarios: list[str], servers: list[str]) -> str
             return c + (f" ({lo_hi[0]:.2f}-{lo_hi[1]:.2f})" if lo_hi else "")
 
         lines.append(
-            f"| {sc} | {_f(mbit, '{:.0f}')} | {cpu(a, g)} | {cpu(b, n)} "
+            f"| {sc} | {short.get(g, g or '–')} | {_f(mbit, '{:.0f}')} | {cpu(a, g)} | {cpu(b, n)} "
             f"| {_f(ratio, '{:.2f}')} (≤ {tgt}){ok} | {rss(a)} / {rss(b)} | {join(a)} | {join(b)} "
             f"| {exact(a)} / {exact(b)} |")
     lines += ["", "| scenario | server | Mbit/s | server CPU % | CPU ms/Mbit | RSS peak / end MB "
@@ -443,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     results = []
     for rep, (i, sc) in ((rep, x) for rep in range(args.repeat) for x in enumerate(args.scenarios)):
-        order = args.servers if (i + rep) % 2 == 0 else list(reversed(args.servers))
+        k = (i + rep) % len(args.servers)  # rotate which server goes first
+        order = args.servers[k:] + args.servers[:k]
         for sv in order:
             t = time.monotonic()
             try:

@@ -44,8 +44,9 @@ class App:
         self.services["webp"] = webp_worker.RenderManager(self.hub, cfg)
         self.listeners["ws"] = await ws_server.start(self.hub, cfg, cfg.host, cfg.ws_port,
                                                      renders=self.services["webp"])
-        from rtmpgop.io import hls_http  # LL-HLS muxers start on publish (before the first request)
-        self.services["llhls"] = await hls_http.start_service(self.hub, cfg)
+        if cfg.hls != "off":  # LL-HLS muxers start on publish (before the first request) or on demand
+            from rtmpgop.io import hls_http
+            self.services["llhls"] = await hls_http.start_service(self.hub, cfg)
         from rtmpgop.io import rtmp_pull, rtsp_client, sources  # noqa: F401  (pullers register)
         self.services["sources"] = sources.SourceManager(self.hub, cfg.sources)  # started below
         self.listeners["rtsp"].sources = self.services["sources"]  # DESCRIBE wakes on-demand cams

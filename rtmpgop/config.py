@@ -49,6 +49,7 @@ class Config:
     hls_part_target: float = 0.2  # seconds; frozen for the life of a playlist (RFC 8216 6.2.1)
     hls_target_duration: int = 2  # seconds; GoPs longer than this overrun segments
     hls_window_segments: int = 7  # segments kept in the playlist (Apple 8.11: >= 6)
+    hls: str = "always"  # "always" | "on_demand" | "off": when LL-HLS muxers run (README)
     # WebP renderer
     webp_quality: int = 70
     webp_method: int = 0
@@ -174,6 +175,8 @@ def load(file: str | None = None, env: Mapping[str, str] | None = None,
             values[k] = v
     if sources:
         values["sources"] = tuple(sources)
+    if values.get("hls", "always") not in ("always", "on_demand", "off"):
+        raise ConfigError("hls", f"expected 'always', 'on_demand' or 'off', got {values['hls']!r}")
     for side in ("publish", "read"):  # a user without a password (or back) is a typo
         user, pw = values.get(f"rtsp_{side}_user", ""), values.get(f"rtsp_{side}_password", "")
         if bool(user) != bool(pw):

@@ -47,6 +47,7 @@ idle_timeout = 3
     ("rtmp_port = [", "--config"),
     ('[paths.a]\nsource = "rtsps://x"\ntls_verify = "no"', "paths.a.tls_verify"),
     ('[paths.a]\nsource = "rtsp://x"\nstall_timeout = 0', "paths.a.stall_timeout"),
+    ('hls = "sometimes"', "hls"),
 ])
 def test_invalid_config_names_the_key(tmp_path, text, key):
     with pytest.raises(ConfigError) as e:
@@ -89,3 +90,9 @@ def test_rtsp_auth_errors_name_the_key(tmp_path, text, env, key):
     with pytest.raises(ConfigError) as e:
         config.load(write(tmp_path, text), env=env)
     assert e.value.key == key
+
+
+def test_hls_mode(tmp_path):
+    assert config.load(env={}).hls == "always"
+    assert config.load(write(tmp_path, 'hls = "on_demand"'), env={}).hls == "on_demand"
+    assert config.load(env={"RTMPGOP_HLS": "off"}).hls == "off"

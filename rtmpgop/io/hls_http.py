@@ -118,7 +118,7 @@ class LLHLSService:
                                      config.hls_window_segments)
         kw = {} if packager_factory is None else {"packager_factory": packager_factory}
         self.manager = LLHLSManager(hub, self.layout, time.time, self.loop.call_soon,
-                                    on_change=self._changed, **kw)
+                                    on_change=self._changed, mode=config.hls, **kw)
         self._bodies: dict[tuple[int, int, bool, bool], bytes] = {}
         self._sweeper = self.loop.create_task(self._sweep())
         self.answered = 0
@@ -261,7 +261,7 @@ def _muxer(svc: LLHLSService, request: web.Request) -> ChannelMuxer:
         path = normalize_path(request.match_info["path"])
     except InvalidPath:
         raise web.HTTPNotFound() from None
-    cm = svc.manager.get(path)
+    cm = svc.manager.request(path)
     if cm is None:
         raise web.HTTPNotFound(text=f"no live stream at {path}\n")
     return cm

@@ -307,3 +307,26 @@ def test_hevc_av1_opus_over_http_decode_identical(vcodec, acodec, vtag, atag):
         want += [f.to_ndarray().tobytes() for f in cc.decode(av.Packet(p.data))]
     want += [f.to_ndarray().tobytes() for f in cc.decode(None)]
     assert len(got) == 15 and got == want
+
+
+def test_on_demand_muxer_starts_at_the_first_request(media):
+    v, a, aus, vs = media
+
+    async def body(srv, s):
+        ch = srv.hub.publish("live/od", "pub")
+        ch.set_tracks([v, a])
+        for au in aus[:len(aus) // 2]:
+            ch.push(au)
+        await drained()
+        assert srv.svc.manager.get("live/od") is None  # nothing runs before a request
+        async with s.get(srv.base + "/live/od/media.m3u8") as r:
+            assert r.status == 200
+            text = await r.text()
+        async with s.get(srv.base + "/live/none/media.m3u8") as r:
+            assert r.status == 404
+        cm = srv.svc.manager.get("live/od")
+        return text, cm
+
+    text, cm = run(body, config=CONFIG.replace(hls="on_demand"))
+    # the playlist starts at the cached GoP head: parts exist at once
+    assert cm is not None and "#EXT-X-PART:" in text and "INDEPENDENT=YES" in text

@@ -127,3 +127,33 @@ def test_existing_live_channels_get_a_muxer_and_close_detaches():
     assert mgr.get("live/b") is not None
     mgr.close()
     assert mgr.muxers == {} and not hub.on_publish
+
+
+def test_on_demand_starts_at_first_request_from_the_cached_gop_and_stops_when_unrequested():
+    hub, clock, sched = Hub(), Clock(), Scheduler()
+    mgr = LLHLSManager(hub, LAYOUT, clock, sched, FakePackager, mode="on_demand")
+    assert mgr.request("live/od") is None  # not published: nothing to start
+    ch = hub.publish("live/od", "pub")
+    ch.set_tracks([V])
+    for au in frames(40):  # one full GoP and the start of the next
+        ch.push(au)
+    assert mgr.get("live/od") is None  # publishing alone starts nothing
+    cm = mgr.request("live/od")
+    assert cm is not None and mgr.get("live/od") is cm and mgr.request("live/od") is cm
+    # started at the newest GoP head (frame 30): parts of the cached frames exist at once
+    assert cm.items == 11 and cm.muxer.has_media
+    assert len(hub.get("live/od").subscriptions) == 1
+    clock.now += sub_llhls.ON_DEMAND_IDLE_SECONDS - 1
+    mgr.request("live/od")
+    assert mgr.reap(clock.now + sub_llhls.ON_DEMAND_IDLE_SECONDS - 1) == []
+    gone = mgr.reap(clock.now + sub_llhls.ON_DEMAND_IDLE_SECONDS)
+    assert gone == [cm] and mgr.get("live/od") is None
+    assert len(hub.get("live/od").subscriptions) == 0  # the subscription was closed
+    assert mgr.statistics().extra[:2] == (("muxers", 0), ("mode", "on_demand"))
+
+
+def test_always_mode_ignores_request_idleness():
+    hub, clock, sched, changes, mgr = setup()
+    hub.publish("live/al", "pub")
+    cm = mgr.get("live/al")
+    assert mgr.reap(clock.now + 10 * sub_llhls.ON_DEMAND_IDLE_SECONDS) == [] and mgr.get("live/al") is cm
