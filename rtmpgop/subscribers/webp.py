@@ -31,12 +31,23 @@ import json
 import logging
 from dataclasses import dataclass
 
-import av
-import numpy as np
-
 from rtmpgop.media import VIDEO_CLOCK, AccessUnit, Codec, Statistics, Track, TrackSet
 
 log = logging.getLogger(__name__)
+
+av = np = None  # PyAV and numpy: imported by the first renderer (``load_codecs``), not here
+
+
+def load_codecs() -> None:
+    """Import PyAV and numpy into this module. They add ~45 MB of RSS; the io glue imports this
+    module for its records (``RenderedFrame``, ``StreamInfo``), so a server that only relays
+    RTMP/RTSP would pay for them without ever rendering. Called by ``WebpRenderer`` (in the
+    worker thread) and ``luma_signature``; idempotent."""
+    global av, np
+    if av is None:
+        import av as _av
+        import numpy as _np
+        av, np = _av, _np
 
 DECODERS: dict[Codec, str] = {
     Codec.H264: "h264", Codec.H265: "hevc", Codec.VP9: "vp9",
@@ -145,6 +156,7 @@ def luma_signature(frame: av.VideoFrame) -> np.ndarray:
     memory traffic (0.3 ms instead of 2.5 ms at 720p) and still every column, so thin vertical
     edges moving sideways count.
     """
+    load_codecs()
     plane = frame.planes[0]
     h, w = frame.height, frame.width
     wide = frame.format.name.endswith(("10le", "12le", "16le"))
@@ -172,6 +184,7 @@ class WebpRenderer:
     """
 
     def __init__(self, settings: RenderSettings | None = None) -> None:
+        load_codecs()
         self.settings = settings or RenderSettings()
         self.track: Track | None = None
         self.info: StreamInfo | None = None
