@@ -153,7 +153,8 @@ class Pieces:
 class RawMessage(NamedTuple):
     """A reassembled message. ``timestamp`` is 32-bit ms (wraps); ``body`` is valid until the
     reader's next ``get_buffer``/``feed``. A NamedTuple, not a frozen dataclass: one is built
-    per message, and a frozen dataclass ``__init__`` costs 10-30x a tuple's on CPython 3.11."""
+    per message, and a frozen dataclass ``__init__`` costs ~2.5x a tuple's on CPython 3.11
+    (880 vs 365 ns for five fields on the bench machine)."""
 
     csid: int
     msid: int

@@ -1,7 +1,7 @@
 """Events a sans-IO RTMP connection emits from ``next_event()`` (server and client roles).
 
 All are frozen, slotted records; the per-message media events (``VideoData``, ``AudioData``)
-are NamedTuples, as immutable but ten times cheaper to build than a frozen dataclass on
+are NamedTuples, as immutable but about 2.5x cheaper to build than a frozen dataclass on
 CPython 3.11 (one per media message). Media events carry their payload as ``bytes`` copied once from
 the chunk pieces (the FLV header already skipped), and ``timestamp`` in unwrapped milliseconds
 (32-bit RTMP timestamps are unwrapped per message stream and media type).
