@@ -33,6 +33,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from bench.common import setup_process  # noqa: E402
 from bench.loadgen.clients import Player, Publisher  # noqa: E402
 from bench.loadgen.media import load_media  # noqa: E402
 from bench.loadgen.rtsp import RtspPlayer, RtspPublisher  # noqa: E402
@@ -190,20 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.window is None:
         args.window = 5.0 if args.quick else 15.0
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
-    except OSError as e:
-        print(f"cannot set niceness {args.nice}: {e}")
-    args.nice = os.getpriority(os.PRIO_PROCESS, 0)
-    if os.cpu_count() and os.cpu_count() > max(args.server_cpu, args.loadgen_cpu):
-        os.sched_setaffinity(0, {args.loadgen_cpu})
-    else:
-        args.server_cpu = args.loadgen_cpu = None
-    try:
-        import uvloop
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    except ImportError:
-        pass
+    setup_process(args)
     command = "python bench/rtsp_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
     note = machine_note(args)
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

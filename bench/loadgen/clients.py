@@ -10,30 +10,19 @@ checked by its timestamps: a step of more than two AAC frames is a gap, a step b
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from bench.loadgen import amf0
-from bench.loadgen.media import (AAC_FRAME, AUDIO_RATE, Media, audio_sequence_header,
-                                 read_stamp, video_sequence_header, video_tag_head)
+from bench.loadgen.common import CheckingPlayer, PacedPublisher
+from bench.loadgen.media import (AAC_FRAME, AUDIO_RATE, audio_sequence_header, read_stamp,
+                                 video_sequence_header, video_tag_head)
 from bench.loadgen.rtmp import CSID_AUDIO, CSID_DATA, CSID_VIDEO, RtmpClient
 
-PUBLISHER_MAX_BUFFER = 32 * 1024 * 1024  # bytes queued in our socket before we call it a stall
 AUDIO_GAP_MS = 2 * AAC_FRAME * 1000 // AUDIO_RATE + 1  # > 2 frames between audio timestamps
 
 
-class Publisher(RtmpClient):
-    """Publishes ``media`` on one stream, looping it, until ``stop()``."""
-
-    def __init__(self, pub_id: int, media: Media) -> None:
-        super().__init__()
-        self.pub_id = pub_id
-        self.media = media
-        self.frames_sent = 0
-        self.media_bytes_sent = 0
-        self.max_lag = 0.0  # seconds behind the real-time schedule (load generator overload)
-        self.max_write_buffer = 0
-        self._stop = False
+class Publisher(PacedPublisher, RtmpClient):
+    """Publishes ``media`` on one stream, looping it, until ``stop()``: ``Publisher(pub_id, media)``."""
 
     async def publish(self, app: str, tc_url: str, name: str) -> None:
         """Connect and publish; returns once the server said NetStream.Publish.Start."""
@@ -44,9 +33,6 @@ class Publisher(RtmpClient):
         await self.command("publish", None, name, "live", msid=msid, wait=False)
         await self.wait_status("NetStream.Publish.Start")
 
-    def stop(self) -> None:
-        self._stop = True
-
     async def stream(self) -> None:
         """Send media in real time until stop() or the connection drops."""
         m = self.media
@@ -56,58 +42,26 @@ class Publisher(RtmpClient):
         self.send_message(CSID_DATA, 18, self.msid, amf0.encode("@setDataFrame", "onMetaData", meta))
         self.send_message(CSID_VIDEO, 9, self.msid, video_sequence_header(m.avcc), 0)
         self.send_message(CSID_AUDIO, 8, self.msid, audio_sequence_header(m.asc), 0)
-        nv, na = len(m.video), len(m.audio)
-        t0 = self.loop.time()
-        seq = aseq = 0
-        while not self._stop and not self.closed.done():
-            due = t0 + seq / m.fps
-            now = self.loop.time()
-            if due > now:
-                await asyncio.sleep(due - now)
-                if self._stop or self.closed.done():
-                    break
-            else:
-                self.max_lag = max(self.max_lag, now - due)
-            while aseq * AAC_FRAME * m.fps <= seq * AUDIO_RATE:  # audio up to this frame's time
-                payload = b"\xaf\x01" + m.audio[aseq % na]
-                self.send_message(CSID_AUDIO, 8, self.msid, payload,
-                                  aseq * AAC_FRAME * 1000 // AUDIO_RATE)
-                self.media_bytes_sent += len(payload)
-                aseq += 1
-            key, data = m.video[seq % nv]
-            payload = video_tag_head(key, self.pub_id, seq, time.monotonic_ns() // 1000) + data
-            self.send_message(CSID_VIDEO, 9, self.msid, payload, seq * 1000 // m.fps)
-            self.media_bytes_sent += len(payload)
-            self.frames_sent += 1
-            seq += 1
-            wb = self.transport.get_write_buffer_size()
-            if wb > self.max_write_buffer:
-                self.max_write_buffer = wb
-                if wb > PUBLISHER_MAX_BUFFER:
-                    self.error = RuntimeError("server stopped reading the publisher")
-                    self.transport.abort()
+        await self._paced_loop()
+
+    def _send_audio(self, aseq: int, frame: bytes) -> int:
+        payload = b"\xaf\x01" + frame
+        self.send_message(CSID_AUDIO, 8, self.msid, payload, aseq * AAC_FRAME * 1000 // AUDIO_RATE)
+        return len(payload)
+
+    def _send_video(self, seq: int, key: bool, data: bytes) -> int:
+        payload = video_tag_head(key, self.pub_id, seq, time.monotonic_ns() // 1000) + data
+        self.send_message(CSID_VIDEO, 9, self.msid, payload, seq * 1000 // self.media.fps)
+        return len(payload)
 
 
-class Player(RtmpClient):
-    """Plays one stream and checks its frames. ``t_connect`` is set by whoever connects it."""
+class Player(CheckingPlayer, RtmpClient):
+    """Plays one stream and checks its frames: ``Player(expect_pub)``."""
 
     def __init__(self, expect_pub: int) -> None:
-        super().__init__()
-        self.expect_pub = expect_pub
-        self.t_connect = 0.0
-        self.t_first_key: float | None = None
-        self.last_seq = -1
-        self.frames = 0  # stamped frames from the first keyframe on
-        self.missing = 0  # frames skipped over (sum of gap sizes)
-        self.gaps = 0  # gap events
-        self.dups = 0  # frames whose number was not larger than the last one
-        self.foreign = 0  # frames of another publisher or unstamped frames
+        super().__init__(expect_pub)
         self.before_key = 0  # video frames before the first keyframe (nginx without a GoP cache)
-        self.audio_frames = 0
-        self.audio_gaps = 0
-        self.audio_back = 0
         self._last_ats = -1
-        self.latencies: list[int] | None = None  # us, send -> receive, while recording
 
     async def play(self, app: str, tc_url: str, name: str) -> None:
         msid = await self.setup(app, tc_url)
@@ -127,19 +81,7 @@ class Player(RtmpClient):
             if stamp is None or stamp[0] != self.expect_pub:
                 self.foreign += 1
                 return
-            seq = stamp[1]
-            last = self.last_seq
-            self.frames += 1
-            if last < 0 or seq == last + 1:
-                self.last_seq = seq
-            elif seq > last:
-                self.missing += seq - last - 1
-                self.gaps += 1
-                self.last_seq = seq
-            else:
-                self.dups += 1
-            if self.latencies is not None:
-                self.latencies.append(time.monotonic_ns() // 1000 - stamp[2])
+            self._check_stamp(stamp[1], stamp[2])
         elif mtype == 8:
             if self.t_first_key is None or len(prefix) < 2 or prefix[1] != 1:
                 return
@@ -152,9 +94,3 @@ class Player(RtmpClient):
                 elif d > AUDIO_GAP_MS:
                     self.audio_gaps += 1
             self._last_ats = ts
-
-    @property
-    def exact(self) -> bool:
-        """Every frame since the first keyframe arrived in order exactly once."""
-        return (self.t_first_key is not None and self.missing == 0 and self.dups == 0
-                and self.foreign == 0 and self.error is None)

@@ -21,6 +21,7 @@ import struct
 import time
 
 from bench.loadgen import amf0
+from bench.loadgen.common import ReadBuffer
 
 HANDSHAKE_SIZE = 1536
 READ_BUFFER = 256 * 1024  # bytes; one recv at 1 Gbit/s fan-out rarely needs more
@@ -45,17 +46,17 @@ class _ChunkStream:
         self.media = False
 
 
-class RtmpClient(asyncio.BufferedProtocol):
+class RtmpClient(ReadBuffer):
     """RTMP client connection. Subclasses override ``on_media`` (and read ``media_bytes``)."""
 
     prefix_len = 48  # bytes of each media message given to on_media
+    READ_BUFFER = READ_BUFFER
+    COMPACT_MARGIN = 65536
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self._buf = bytearray(READ_BUFFER)
-        self._mv = memoryview(self._buf)
-        self._r = self._w = 0
+        self._init_read_buffer()
         self._handshaking = True
         self._c1 = b""
         self.in_chunk_size = 128
@@ -63,7 +64,6 @@ class RtmpClient(asyncio.BufferedProtocol):
         self._cs: dict[int, _ChunkStream] = {}
         self._cur: _ChunkStream | None = None  # stream whose chunk payload we are inside
         self._chunk_left = 0  # bytes of that chunk payload still to come
-        self.received = 0  # all bytes read from the socket
         self.media_bytes = 0  # payload bytes of audio/video messages
         self._ack_window = 0
         self._acked = 0
@@ -95,40 +95,23 @@ class RtmpClient(asyncio.BufferedProtocol):
                     f.set_exception(err)
         self._status.put_nowait(None)
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        if self._w > READ_BUFFER - 65536:
-            n = self._w - self._r
-            self._buf[:n] = self._buf[self._r:self._w]
-            self._r, self._w = 0, n
-        return self._mv[self._w:]
+    def _consume(self) -> None:
+        if self._handshaking:
+            if self._w - self._r < 1 + 2 * HANDSHAKE_SIZE:
+                return
+            s1 = bytes(self._mv[self._r + 1:self._r + 1 + HANDSHAKE_SIZE])
+            if self._buf[self._r] != 3:
+                raise RtmpError(f"server handshake version {self._buf[self._r]}")
+            self._r += 1 + 2 * HANDSHAKE_SIZE
+            self._handshaking = False
+            self.transport.write(s1)  # C2 = S1 echoed
+            self.handshake_done.set_result(None)
+        self._parse()
 
-    def buffer_updated(self, nbytes: int) -> None:
-        self._w += nbytes
-        self.received += nbytes
-        try:
-            if self._handshaking:
-                if self._w - self._r < 1 + 2 * HANDSHAKE_SIZE:
-                    return
-                s1 = bytes(self._mv[self._r + 1:self._r + 1 + HANDSHAKE_SIZE])
-                if self._buf[self._r] != 3:
-                    raise RtmpError(f"server handshake version {self._buf[self._r]}")
-                self._r += 1 + 2 * HANDSHAKE_SIZE
-                self._handshaking = False
-                self.transport.write(s1)  # C2 = S1 echoed
-                self.handshake_done.set_result(None)
-            self._parse()
-        except Exception as e:  # a broken server reply: fail this connection, keep the run going
-            self.error = e
-            self.transport.abort()
-            return
-        if self._r == self._w:
-            self._r = self._w = 0
+    def _after_read(self) -> None:
         if self._ack_window and self.received - self._acked >= self._ack_window:
             self._acked = self.received
             self.send_message(2, 3, 0, struct.pack(">I", self.received & 0xFFFFFFFF))
-
-    def eof_received(self):
-        return False
 
     # ---- chunk reader ------------------------------------------------------------------
     def _parse(self) -> None:

@@ -20,11 +20,11 @@ import asyncio
 import re
 import time
 
+from bench.loadgen.common import CheckingPlayer, PacedPublisher, ReadBuffer
 from bench.loadgen.media import (AAC_FRAME, AUDIO_RATE, BENCH_UUID, Media, _unseven,
                                  video_tag_head)
 
 READ_BUFFER = 1024 * 1024
-PUBLISHER_MAX_BUFFER = 32 * 1024 * 1024  # bytes queued in our socket before we call it a stall
 _SEI_AT = 12  # RTP header; the stamp NAL is a single-NAL packet of its own
 
 
@@ -32,19 +32,19 @@ class RtspError(Exception):
     pass
 
 
-class RtspClient(asyncio.BufferedProtocol):
+class RtspClient(ReadBuffer):
     """Requests/responses plus a ``$``-frame scanner (``on_packet``)."""
+
+    READ_BUFFER = READ_BUFFER
+    COMPACT_MARGIN = 131072
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self._buf = bytearray(READ_BUFFER)
-        self._mv = memoryview(self._buf)
-        self._r = self._w = 0
+        self._init_read_buffer()
         self._cseq = 0
         self._waiter: asyncio.Future | None = None
         self.session = ""
-        self.received = 0
         self.media_bytes = 0
         self.closed = self.loop.create_future()
         self.error: BaseException | None = None
@@ -62,29 +62,7 @@ class RtspClient(asyncio.BufferedProtocol):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(err)
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        if self._w > READ_BUFFER - 131072:
-            n = self._w - self._r
-            self._buf[:n] = self._buf[self._r:self._w]
-            self._r, self._w = 0, n
-        return self._mv[self._w:]
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self._w += nbytes
-        self.received += nbytes
-        try:
-            self._parse()
-        except Exception as e:  # a broken server reply: fail this connection, keep the run going
-            self.error = e
-            self.transport.abort()
-            return
-        if self._r == self._w:
-            self._r = self._w = 0
-
-    def eof_received(self):
-        return False
-
-    def _parse(self) -> None:
+    def _consume(self) -> None:
         buf = self._buf
         pos, end = self._r, self._w
         while pos < end:
@@ -150,18 +128,9 @@ def _tracks(media: Media):
             Track(1, codecs.make_config(Codec.AAC, media.asc), AUDIO_RATE)]
 
 
-class RtspPublisher(RtspClient):
-    """Publishes ``media`` over RTSP (TCP interleaved), looping it, until ``stop()``."""
-
-    def __init__(self, pub_id: int, media: Media) -> None:
-        super().__init__()
-        self.pub_id = pub_id
-        self.media = media
-        self.frames_sent = 0
-        self.media_bytes_sent = 0
-        self.max_lag = 0.0
-        self.max_write_buffer = 0
-        self._stop = False
+class RtspPublisher(PacedPublisher, RtspClient):
+    """Publishes ``media`` over RTSP (TCP interleaved), looping it, until ``stop()``:
+    ``RtspPublisher(pub_id, media)``."""
 
     async def publish(self, app: str, tc_url: str, name: str) -> None:
         from rtmpgop.protocol.rtsp.sdp import SessionDescription, format_sdp
@@ -179,9 +148,6 @@ class RtspPublisher(RtspClient):
         self._pk = [packetizer_for(tracks[0], 96, 0x1000 + self.pub_id),
                     packetizer_for(tracks[1], 97, 0x2000 + self.pub_id)]
 
-    def stop(self) -> None:
-        self._stop = True
-
     def _send(self, channel: int, packets: list[bytes]) -> None:
         out = []
         for p in packets:
@@ -190,59 +156,27 @@ class RtspPublisher(RtspClient):
         self.transport.writelines(out)
 
     async def stream(self) -> None:
-        m = self.media
-        vpk, apk = self._pk
-        nv, na = len(m.video), len(m.audio)
-        t0 = self.loop.time()
-        seq = aseq = 0
-        while not self._stop and not self.closed.done():
-            due = t0 + seq / m.fps
-            now = self.loop.time()
-            if due > now:
-                await asyncio.sleep(due - now)
-                if self._stop or self.closed.done():
-                    break
-            else:
-                self.max_lag = max(self.max_lag, now - due)
-            while aseq * AAC_FRAME * m.fps <= seq * AUDIO_RATE:
-                payload = m.audio[aseq % na]
-                self._send(2, apk.packetize(payload, aseq * AAC_FRAME))
-                self.media_bytes_sent += len(payload)
-                aseq += 1
-            key, data = m.video[seq % nv]
-            payload = video_tag_head(key, self.pub_id, seq, time.monotonic_ns() // 1000)[5:] + data
-            self._send(0, vpk.packetize(payload, seq * 90000 // m.fps))
-            self.media_bytes_sent += len(payload)
-            self.frames_sent += 1
-            seq += 1
-            wb = self.transport.get_write_buffer_size()
-            if wb > self.max_write_buffer:
-                self.max_write_buffer = wb
-                if wb > PUBLISHER_MAX_BUFFER:
-                    self.error = RuntimeError("server stopped reading the publisher")
-                    self.transport.abort()
+        """Send media in real time until stop() or the connection drops."""
+        await self._paced_loop()
+
+    def _send_audio(self, aseq: int, frame: bytes) -> int:
+        self._send(2, self._pk[1].packetize(frame, aseq * AAC_FRAME))
+        return len(frame)
+
+    def _send_video(self, seq: int, key: bool, data: bytes) -> int:
+        payload = video_tag_head(key, self.pub_id, seq, time.monotonic_ns() // 1000)[5:] + data
+        self._send(0, self._pk[0].packetize(payload, seq * 90000 // self.media.fps))
+        return len(payload)
 
 
-class RtspPlayer(RtspClient):
-    """Plays one stream over RTSP (TCP interleaved) and checks its frames."""
+class RtspPlayer(CheckingPlayer, RtspClient):
+    """Plays one stream over RTSP (TCP interleaved) and checks its frames:
+    ``RtspPlayer(expect_pub)``."""
 
     def __init__(self, expect_pub: int) -> None:
-        super().__init__()
-        self.expect_pub = expect_pub
-        self.t_connect = 0.0
-        self.t_first_key: float | None = None
-        self.last_seq = -1
-        self.frames = 0
-        self.missing = 0
-        self.gaps = 0
-        self.dups = 0
-        self.foreign = 0
+        super().__init__(expect_pub)
         self.rtp_gaps = 0
-        self.audio_frames = 0
-        self.audio_gaps = 0
-        self.audio_back = 0
         self._rtp_seq = {0: -1, 2: -1}
-        self.latencies: list[int] | None = None
 
     async def play(self, app: str, tc_url: str, name: str) -> None:
         url = f"{tc_url}/{name}"
@@ -279,21 +213,9 @@ class RtspPlayer(RtspClient):
         if pub != self.expect_pub:
             self.foreign += 1
             return
-        last = self.last_seq
-        self.frames += 1
-        if last < 0 or fseq == last + 1:
-            self.last_seq = fseq
-        elif fseq > last:
-            self.missing += fseq - last - 1
-            self.gaps += 1
-            self.last_seq = fseq
-        else:
-            self.dups += 1
-        if self.latencies is not None:
-            self.latencies.append(time.monotonic_ns() // 1000 - t_us)
+        self._check_stamp(fseq, t_us)
 
     @property
     def exact(self) -> bool:
         """Every frame since the first keyframe arrived in order exactly once, no RTP gap."""
-        return (self.t_first_key is not None and self.missing == 0 and self.dups == 0
-                and self.foreign == 0 and self.rtp_gaps == 0 and self.error is None)
+        return super().exact and self.rtp_gaps == 0
