@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 
@@ -74,3 +75,23 @@ def stop(proc: subprocess.Popen, timeout: float = 5.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout)
+
+
+@contextlib.contextmanager
+def stopping():
+    """Yields ``keep(proc) -> proc``: every process kept is stopped (in the order kept) when the
+    block ends, however it ends."""
+    procs: list[subprocess.Popen] = []
+    try:
+        yield lambda proc: procs.append(proc) or proc
+    finally:
+        for proc in procs:
+            stop(proc)
+
+
+def publisher_then_output(pub: subprocess.Popen, player: subprocess.Popen,
+                          timeout: float) -> tuple[bytes, bytes]:
+    """Wait for publisher ``pub`` to end cleanly (asserts exit 0, with its stderr), then return
+    the (stdout, stderr) of ``player``, which ends when the published stream does."""
+    assert pub.wait(timeout) == 0, pub.stderr.read()
+    return player.communicate(timeout=timeout)

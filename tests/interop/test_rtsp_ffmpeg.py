@@ -26,7 +26,8 @@ from PIL import Image
 
 from fixtures.media import make_media_file
 from tests.interop.rtmp_tools import (FFMPEG, FFPROBE, channel_stat, framemd5, parse_framemd5,
-                                      publish, stop, wait_until)
+                                      publish, publisher_then_output, stop, stopping,
+                                      wait_until)
 
 pytestmark = pytest.mark.interop
 
@@ -99,17 +100,11 @@ def pts_column(out: bytes, stream: int) -> list[int]:
 def test_publish_and_read_every_frame_identical(server, clip, pub_tr, play_tr):
     path = f"live/{pub_tr}{play_tr}"
     url = rtsp_url(server, path)
-    pub = rtsp_publish(url, clip, pub_tr)
-    player = None
-    try:
+    with stopping() as keep:
+        pub = keep(rtsp_publish(url, clip, pub_tr))
         wait_live(server, path)
-        player = rtsp_read(url, play_tr, "0:v", "0:a")
-        assert pub.wait(DEADLINE) == 0, pub.stderr.read()
-        out, err = player.communicate(timeout=DEADLINE)  # ends when the publisher leaves
-    finally:
-        stop(pub)
-        if player is not None:
-            stop(player)
+        player = keep(rtsp_read(url, play_tr, "0:v", "0:a"))
+        out, err = publisher_then_output(pub, player, DEADLINE)  # ends when the publisher leaves
     ref = framemd5(["-i", clip, "-map", "0:v"])
     got = hashes(out, 0)
     assert len(ref) == 60 and got == [h for _, h in ref], err.decode()[-500:]
@@ -124,19 +119,13 @@ def test_publish_and_read_every_frame_identical(server, clip, pub_tr, play_tr):
 def test_hevc_opus_probe_and_decode(server, hevc_clip):
     path = "live/hevc"
     url = rtsp_url(server, path)
-    pub = rtsp_publish(url, hevc_clip, "udp")
-    player = None
-    try:
+    with stopping() as keep:
+        pub = keep(rtsp_publish(url, hevc_clip, "udp"))
         wait_live(server, path)
-        player = rtsp_read(url, "tcp", "0:v", "0:a")
+        player = keep(rtsp_read(url, "tcp", "0:v", "0:a"))
         probe = subprocess.run([FFPROBE, "-v", "error", "-rtsp_transport", "tcp", "-show_streams",
                                 "-of", "json", url], capture_output=True, timeout=DEADLINE)
-        assert pub.wait(DEADLINE) == 0, pub.stderr.read()
-        out, err = player.communicate(timeout=DEADLINE)
-    finally:
-        stop(pub)
-        if player is not None:
-            stop(player)
+        out, err = publisher_then_output(pub, player, DEADLINE)
     streams = {s["codec_type"]: s for s in json.loads(probe.stdout)["streams"]}
     assert (streams["video"]["codec_name"], streams["video"]["width"]) == ("hevc", 320)
     assert (streams["audio"]["codec_name"], int(streams["audio"]["sample_rate"]),
@@ -149,17 +138,11 @@ def test_hevc_opus_probe_and_decode(server, hevc_clip):
 
 def test_rtmp_in_rtsp_out_frame_exact(server, clip):
     path = "live/r2s"
-    pub = publish(f"rtmp://127.0.0.1:{server.ports['rtmp']}/{path}", clip)
-    player = None
-    try:
+    with stopping() as keep:
+        pub = keep(publish(f"rtmp://127.0.0.1:{server.ports['rtmp']}/{path}", clip))
         wait_live(server, path)
-        player = rtsp_read(rtsp_url(server, path), "tcp", "0:v", "0:a")
-        assert pub.wait(DEADLINE) == 0, pub.stderr.read()
-        out, err = player.communicate(timeout=DEADLINE)
-    finally:
-        stop(pub)
-        if player is not None:
-            stop(player)
+        player = keep(rtsp_read(rtsp_url(server, path), "tcp", "0:v", "0:a"))
+        out, err = publisher_then_output(pub, player, DEADLINE)
     ref = [h for _, h in framemd5(["-i", clip, "-map", "0:v"])]
     assert hashes(out) == ref and len(ref) == 60, err.decode()[-500:]
     # our RTCP SRs put both tracks on FFmpeg's one clock: audio starts with the video
@@ -170,20 +153,14 @@ def test_rtmp_in_rtsp_out_frame_exact(server, clip):
 
 def test_rtsp_in_rtmp_out_frame_exact(server, clip):
     path = "live/s2r"
-    player = subprocess.Popen([FFMPEG, "-nostdin", "-v", "error", "-rw_timeout", "15000000", "-i",
-                               f"rtmp://127.0.0.1:{server.ports['rtmp']}/{path}", "-map", "0:v",
-                               "-map", "0:a", "-f", "framemd5", "-"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE)
-    pub = None
-    try:
+    with stopping() as keep:
+        player = keep(subprocess.Popen(
+            [FFMPEG, "-nostdin", "-v", "error", "-rw_timeout", "15000000", "-i",
+             f"rtmp://127.0.0.1:{server.ports['rtmp']}/{path}", "-map", "0:v", "-map", "0:a",
+             "-f", "framemd5", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE))
         wait_until(lambda: channel_stat(server, path, "subscribers"), what="rtmp player")
-        pub = rtsp_publish(rtsp_url(server, path), clip, "tcp")
-        assert pub.wait(DEADLINE) == 0, pub.stderr.read()
-        out, err = player.communicate(timeout=DEADLINE)
-    finally:
-        stop(player)
-        if pub is not None:
-            stop(pub)
+        pub = keep(rtsp_publish(rtsp_url(server, path), clip, "tcp"))
+        out, err = publisher_then_output(pub, player, DEADLINE)
     ref = [h for _, h in framemd5(["-i", clip, "-map", "0:v"])]
     assert hashes(out) == ref and len(ref) == 60, err.decode()[-500:]
     # one timeline for both tracks (RTSP gives each its own random RTP clock): the first
