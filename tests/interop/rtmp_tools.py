@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 import time
 
@@ -95,3 +96,17 @@ def publisher_then_output(pub: subprocess.Popen, player: subprocess.Popen,
     the (stdout, stderr) of ``player``, which ends when the published stream does."""
     assert pub.wait(timeout) == 0, pub.stderr.read()
     return player.communicate(timeout=timeout)
+
+
+def closed_by_server(s: socket.socket, timeout: float) -> bool:
+    """Read ``s`` until the server closes it (EOF or reset); True then. Raises
+    ``TimeoutError`` (socket.timeout) if nothing arrives for ``timeout`` seconds. Closes ``s``."""
+    s.settimeout(timeout)
+    try:
+        while s.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    finally:
+        s.close()

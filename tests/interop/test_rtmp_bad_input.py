@@ -13,7 +13,8 @@ import pytest
 from fixtures.media import make_media_file
 from rtmpgop.protocol.rtmp import handshake
 from rtmpgop.protocol.rtmp.chunk import MAX_CHUNK_SIZE, MAX_MESSAGE_SIZE, chunk_header
-from tests.interop.rtmp_tools import FFMPEG, channel_stat, framemd5, parse_framemd5, publish, stop, wait_until
+from tests.interop.rtmp_tools import (FFMPEG, channel_stat, closed_by_server, framemd5,
+                                      parse_framemd5, publish, stop, wait_until)
 
 pytestmark = pytest.mark.interop
 
@@ -29,18 +30,6 @@ def after_handshake(port: int) -> socket.socket:
         got += chunk
     s.sendall(handshake.client_finish(hello[1:], got))
     return s
-
-
-def closed_by_server(s: socket.socket) -> bool:
-    s.settimeout(5)
-    try:
-        while s.recv(65536):
-            pass
-        return True
-    except ConnectionResetError:
-        return True
-    finally:
-        s.close()
 
 
 BAD = {
@@ -70,7 +59,7 @@ def test_bad_connections_do_not_disturb_a_live_stream(server, tmp_path, caplog):
         for name, data in BAD.items():
             s = after_handshake(port)
             s.sendall(data)
-            assert closed_by_server(s), name
+            assert closed_by_server(s, 5), name
         assert pub.wait(15) == 0
         out, err = player.communicate(timeout=15)
     finally:

@@ -16,7 +16,7 @@ from rtmpgop import codecs
 from rtmpgop.io import rtsp_server
 from rtmpgop.media import AccessUnit, Codec, Track
 from rtmpgop.protocol.rtsp.message import MAX_HEADER_BYTES
-from tests.interop.rtmp_tools import framemd5, parse_framemd5, stop, wait_until
+from tests.interop.rtmp_tools import closed_by_server, framemd5, parse_framemd5, stop, wait_until
 from tests.interop.test_rtsp_ffmpeg import rtsp_publish, rtsp_read, wait_live
 
 pytestmark = pytest.mark.interop
@@ -35,18 +35,6 @@ def request(s: socket.socket, head: str, body: bytes = b"") -> bytes:
         assert chunk, f"closed after {head.split()[0]}: {got!r}"
         got += chunk
     return got
-
-
-def closed_by_server(s: socket.socket) -> bool:
-    s.settimeout(10)
-    try:
-        while s.recv(65536):
-            pass
-        return True
-    except ConnectionResetError:
-        return True
-    finally:
-        s.close()
 
 
 def garbage_publisher(port: int) -> socket.socket:
@@ -128,11 +116,11 @@ def test_bad_sessions_do_not_disturb_a_live_stream(server, tmp_path, caplog, mon
                 break
         s = socket.create_connection(("127.0.0.1", port), timeout=10)
         s.sendall(b"HELLO\x00 there\r\n\r\n")
-        assert closed_by_server(s)
+        assert closed_by_server(s, 10)
         s = socket.create_connection(("127.0.0.1", port), timeout=10)
         s.sendall(b"OPTIONS rtsp://h/x RTSP/1.0\r\nCSeq: 1\r\nX: " + b"a" * MAX_HEADER_BYTES + b"\r\n\r\n")
-        assert closed_by_server(s)
-        assert closed_by_server(garbage_publisher(port))
+        assert closed_by_server(s, 10)
+        assert closed_by_server(garbage_publisher(port), 10)
         wait_until(lambda: any("WriteStalled" in r.getMessage() for r in caplog.records),
                    timeout=10, what="stalled player closed")
         assert pub.wait(20) == 0, pub.stderr.read()
