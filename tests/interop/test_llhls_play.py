@@ -13,7 +13,6 @@ import json
 import re
 import subprocess
 import threading
-import time
 
 import pytest
 
@@ -23,14 +22,12 @@ from rtmpgop.codecs import make_config
 from rtmpgop.config import Config
 from rtmpgop.io import hls_http, http_server
 from rtmpgop.media import VIDEO_CLOCK, AccessUnit, Codec, Track
+from tests.interop.browser import AUTOPLAY, chromium_page, playback_latency
 
 pytestmark = pytest.mark.interop
 
 CLIP_SECONDS = 8  # 240 video frames, 375 AAC frames: both end exactly at 8 s
 PATH = "live/test"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--autoplay-policy=no-user-gesture-required"]
 
 
 def clip():
@@ -151,30 +148,13 @@ def test_ffmpeg_reads_live_llhls_and_decodes_every_frame(live):
 
 
 def test_chromium_plays_page_with_hls_js_and_reports_latency(live):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            console = []
-            page.on("console", lambda m: console.append(m.text))
-            page.goto(f"{live.base}/{PATH}/")
-            assert page.evaluate("window.__stats.mode") == "hls.js"
-            page.wait_for_function("document.getElementById('v').currentTime > 1", timeout=20_000)
-            t1 = page.evaluate("document.getElementById('v').currentTime")
-            # playback advances 6 s (a deadline, not a fixed window: a loaded machine may stall
-            # Chromium itself for a moment), then latency is sampled for 4 s
-            page.wait_for_function(f"document.getElementById('v').currentTime > {t1 + 6}",
-                                   timeout=30_000)
-            samples = []
-            deadline = time.monotonic() + 4
-            while time.monotonic() < deadline:
-                page.wait_for_timeout(500)
-                samples.append(page.evaluate("window.__stats.pdtLatency"))
-            stats = page.evaluate("window.__stats")
-        finally:
-            browser.close()
+    with chromium_page(AUTOPLAY) as page:
+        console = []
+        page.on("console", lambda m: console.append(m.text))
+        page.goto(f"{live.base}/{PATH}/")
+        assert page.evaluate("window.__stats.mode") == "hls.js"
+        # playback advances 6 s, then latency is sampled for 4 s
+        stats, samples = playback_latency(page, 6, 30_000, 4)
     fatal = [e for e in stats["errors"] if e["fatal"]]
     assert not fatal, stats["errors"]
     assert re.fullmatch(r"avc1\.[0-9a-f]{6},mp4a\.40\.2", stats["levelCodecs"])

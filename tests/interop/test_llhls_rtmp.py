@@ -6,20 +6,15 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 import urllib.request
 
 import pytest
 
 from fixtures.media import make_media_file
+from tests.interop.browser import AUTOPLAY, chromium_page, playback_latency
 from tests.interop.rtmp_tools import FFMPEG, FFPROBE, framemd5, publish, stop, wait_until
 
 pytestmark = pytest.mark.interop
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--autoplay-policy=no-user-gesture-required"]
-
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
@@ -94,28 +89,11 @@ def test_ffmpeg_publish_rtmp_read_llhls_every_frame_identical(live, clip):
 
 
 def test_chromium_plays_rtmp_published_stream(live):
-    from playwright.sync_api import sync_playwright
-
     live_playlist(live, 1)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(f"{live}/")
-            page.wait_for_function("document.getElementById('v').currentTime > 1", timeout=20_000)
-            t1 = page.evaluate("document.getElementById('v').currentTime")
-            # playback advances 4 s (a deadline, not a fixed window: a loaded machine may stall
-            # Chromium itself for a moment)
-            page.wait_for_function(f"document.getElementById('v').currentTime > {t1 + 4}",
-                                   timeout=20_000)
-            lat = []
-            end = time.monotonic() + 3
-            while time.monotonic() < end:
-                page.wait_for_timeout(500)
-                lat.append(page.evaluate("window.__stats.pdtLatency"))
-            stats = page.evaluate("window.__stats")
-        finally:
-            browser.close()
+    with chromium_page(AUTOPLAY) as page:
+        page.goto(f"{live}/")
+        # playback advances 4 s, then latency is sampled for 3 s
+        stats, lat = playback_latency(page, 4, 20_000, 3)
     assert stats["mode"] == "hls.js" and not [e for e in stats["errors"] if e["fatal"]], stats["errors"]
     lat = sorted(x for x in lat if x is not None)
     print(f"\nRTMP publish -> hls.js: PDT latency median {lat[len(lat) // 2]:.3f} s "

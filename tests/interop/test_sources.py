@@ -30,6 +30,7 @@ from rtmpgop.io import sources as sources_mod
 from rtmpgop.io.rtmp_client import open_url
 from rtmpgop.protocol.rtmp import events as E
 from tests.conftest import ServerThread
+from tests.interop.browser import chromium_page
 from tests.interop.rtmp_tools import FFMPEG, FFPROBE, wait_until
 
 pytestmark = pytest.mark.interop
@@ -278,20 +279,12 @@ def test_bad_sources_fail_clearly_and_do_not_disturb_a_good_one(caplog):
 
 def index_page_rows(http_port: int) -> dict[str, str]:
     """Path -> state cell of the stream list at ``/``, rendered by headless Chromium."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                     args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
-        try:
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{http_port}/")
-            page.wait_for_selector("#streams tbody tr", timeout=DEADLINE * 1000)
-            cells = page.eval_on_selector_all(
-                "#streams tbody tr", "rows => rows.map(r => [r.cells[0].textContent, "
-                "r.cells[1].textContent])")
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        page.goto(f"http://127.0.0.1:{http_port}/")
+        page.wait_for_selector("#streams tbody tr", timeout=DEADLINE * 1000)
+        cells = page.eval_on_selector_all(
+            "#streams tbody tr", "rows => rows.map(r => [r.cells[0].textContent, "
+            "r.cells[1].textContent])")
     return dict(cells)
 
 

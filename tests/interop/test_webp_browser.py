@@ -16,12 +16,10 @@ from rtmpgop.config import Config
 from rtmpgop.io import http_server, pages, ws_server
 from rtmpgop.io.webp_worker import RenderManager
 from rtmpgop.media import VIDEO_CLOCK, AccessUnit, Codec, CodecConfig, Track
+from tests.interop.browser import CHROMIUM, chromium_page
 
 pytestmark = pytest.mark.interop
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 W, H = 320, 240
 
 
@@ -93,22 +91,15 @@ def test_chromium_canvas_shows_the_pattern(server):
 
 def watch_in_chromium(url: str, more_frames: int = 10) -> tuple[dict, dict, str]:
     """Open the viewer page; return two canvas reads ``more_frames`` frames apart and the overlay."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(url)
-            page.wait_for_function("window.rtmpgop && window.rtmpgop.frames >= 3", timeout=20000)
-            first = page.evaluate(READ_CANVAS)
-            page.wait_for_function(f"window.rtmpgop.frames >= {first['frames'] + more_frames}",
-                                   timeout=20000)
-            second = page.evaluate(READ_CANVAS)
-            overlay = page.inner_text("#overlay")
-            page.screenshot(path="/tmp/rtmpgop_view.png")
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        page.goto(url)
+        page.wait_for_function("window.rtmpgop && window.rtmpgop.frames >= 3", timeout=20000)
+        first = page.evaluate(READ_CANVAS)
+        page.wait_for_function(f"window.rtmpgop.frames >= {first['frames'] + more_frames}",
+                               timeout=20000)
+        second = page.evaluate(READ_CANVAS)
+        overlay = page.inner_text("#overlay")
+        page.screenshot(path="/tmp/rtmpgop_view.png")
     return first, second, overlay
 
 
@@ -131,8 +122,6 @@ def assert_canvas_pattern(first: dict, second: dict, w: int = W, h: int = H) -> 
 
 @pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian chromium not installed")
 def test_chromium_reconnects_after_the_socket_drops(server):
-    from playwright.sync_api import sync_playwright
-
     def drop_viewers():
         async def drop():
             n = len(server.ws.viewers)
@@ -141,20 +130,15 @@ def test_chromium_reconnects_after_the_socket_drops(server):
             return n
         return asyncio.run_coroutine_threadsafe(drop(), server.loop).result(5)
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{server.http.port}/view/{server.path}")
-            page.wait_for_function("window.rtmpgop && window.rtmpgop.frames >= 3", timeout=20000)
-            assert drop_viewers() == 1
-            page.wait_for_function("!window.rtmpgop.connected || window.rtmpgop.connects >= 2", timeout=5000)
-            before = page.evaluate("window.rtmpgop.frames")
-            page.wait_for_function(
-                f"window.rtmpgop.connects >= 2 && window.rtmpgop.frames >= {before + 5}", timeout=20000)
-            state = page.evaluate("({connects: window.rtmpgop.connects, connected: window.rtmpgop.connected})")
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        page.goto(f"http://127.0.0.1:{server.http.port}/view/{server.path}")
+        page.wait_for_function("window.rtmpgop && window.rtmpgop.frames >= 3", timeout=20000)
+        assert drop_viewers() == 1
+        page.wait_for_function("!window.rtmpgop.connected || window.rtmpgop.connects >= 2", timeout=5000)
+        before = page.evaluate("window.rtmpgop.frames")
+        page.wait_for_function(
+            f"window.rtmpgop.connects >= 2 && window.rtmpgop.frames >= {before + 5}", timeout=20000)
+        state = page.evaluate("({connects: window.rtmpgop.connects, connected: window.rtmpgop.connected})")
     assert state == {"connects": 2, "connected": True}
 
 
