@@ -31,6 +31,20 @@ def frames(sink, start, n, gop=5, dts_step=3000, frozen=False):
         sink.push(AccessUnit(0, d, d, i % gop == 0, b"f%d" % i))
 
 
+def endless_puller(runs: list):
+    """A puller that appends 1 to ``runs`` each time it is started, then pushes one video frame
+    every 10 ms until cancelled."""
+    async def puller(cfg, sink):
+        runs.append(1)
+        sink.set_tracks([V])
+        i = 0
+        while True:
+            frames(sink, i, 1)
+            i += 1
+            await asyncio.sleep(0.01)
+    return puller
+
+
 def drain(sub):
     out = []
     while (it := sub.get_nowait()) is not None:
@@ -125,15 +139,7 @@ def test_watchdog_restarts_stalled_and_frozen_sources(caplog):
 
 def test_on_demand_connects_with_viewer_and_idles_out():
     runs = []
-
-    async def puller(cfg, sink):
-        runs.append(1)
-        sink.set_tracks([V])
-        i = 0
-        while True:
-            frames(sink, i, 1)
-            i += 1
-            await asyncio.sleep(0.01)
+    puller = endless_puller(runs)
 
     async def main():
         hub = Hub()
@@ -162,15 +168,7 @@ def test_on_demand_connects_with_viewer_and_idles_out():
 
 def test_touch_keeps_on_demand_source_without_subscription():
     runs = []
-
-    async def puller(cfg, sink):
-        runs.append(1)
-        sink.set_tracks([V])
-        i = 0
-        while True:
-            frames(sink, i, 1)
-            i += 1
-            await asyncio.sleep(0.01)
+    puller = endless_puller(runs)
 
     async def main():
         hub = Hub()
