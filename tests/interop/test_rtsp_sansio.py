@@ -83,6 +83,22 @@ def _serve_one(listener: socket.socket, server: ServerConnection, on_event, resu
         result["done"] = True
 
 
+def _serve_publisher(listener: socket.socket, server: ServerConnection,
+                     udp: tuple[socket.socket, socket.socket] | None = None):
+    """Run ``_serve_one`` in a started thread, accepting the publisher's ANNOUNCE and RECORD.
+    Returns (thread, result dict ``_serve_one`` fills)."""
+    def on_event(e):
+        if isinstance(e, ev.AnnounceRequest):
+            server.accept_announce()
+        elif isinstance(e, ev.RecordRequest):
+            server.accept_record()
+
+    result: dict = {}
+    th = threading.Thread(target=_serve_one, args=(listener, server, on_event, result, udp))
+    th.start()
+    return th, result
+
+
 def _listener():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -93,16 +109,7 @@ def _listener():
 def test_ffmpeg_publishes_h264_aac_to_server_connection():
     listener, port = _listener()
     server = ServerConnection("a1b2c3", publish_auth=ServerAuth({"pub": "pw"}, "rtmpgop", "n0"))
-
-    def on_event(e):
-        if isinstance(e, ev.AnnounceRequest):
-            server.accept_announce()
-        elif isinstance(e, ev.RecordRequest):
-            server.accept_record()
-
-    result: dict = {}
-    th = threading.Thread(target=_serve_one, args=(listener, server, on_event, result))
-    th.start()
+    th, result = _serve_publisher(listener, server)
     subprocess.run([FFMPEG, "-nostdin", "-v", "error", "-re", "-f", "lavfi", "-i",
                     "testsrc=size=160x120:rate=10", "-f", "lavfi", "-i",
                     "sine=frequency=440:sample_rate=48000", "-t", "1.5", "-c:v", "libx264",
@@ -145,16 +152,7 @@ def test_ffmpeg_publishes_hevc_opus_over_udp():
         udp.append(u)
     ports = (udp[0].getsockname()[1], udp[1].getsockname()[1])
     server = ServerConnection("u1", udp_ports=ports)
-
-    def on_event(e):
-        if isinstance(e, ev.AnnounceRequest):
-            server.accept_announce()
-        elif isinstance(e, ev.RecordRequest):
-            server.accept_record()
-
-    result: dict = {}
-    th = threading.Thread(target=_serve_one, args=(listener, server, on_event, result, udp))
-    th.start()
+    th, result = _serve_publisher(listener, server, udp)
     subprocess.run([FFMPEG, "-nostdin", "-v", "error", "-re", "-f", "lavfi", "-i",
                     "testsrc=size=160x120:rate=10", "-f", "lavfi", "-i",
                     "sine=frequency=440:sample_rate=48000", "-t", "1.5", "-c:v", "libx265",
