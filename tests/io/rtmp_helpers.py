@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
+from fixtures.media import encode_audio, encode_video
 from rtmpgop.protocol import flv
 from rtmpgop.protocol.flv import PacketType as P
 from rtmpgop.protocol.rtmp import events as E
 
 FOURCC = {"h264": "avc1", "hevc": "hvc1", "av1": "av01", "aac": "mp4a", "opus": "Opus"}
+
+
+@functools.cache
+def h264():
+    """1 s of 320x240 H.264 with B-frames, two GoPs (encoded once per session)."""
+    return encode_video("h264", frames=30, bframes=True, gop=15)
+
+
+@functools.cache
+def aac():
+    """1 s of 48 kHz stereo AAC (encoded once per session)."""
+    return encode_audio("aac", seconds=1.0, rate=48000)
 
 
 def interleave(video, audio=None):

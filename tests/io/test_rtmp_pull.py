@@ -5,28 +5,16 @@ the pull with a clear error, refused and missing upstreams fail with clear error
 from __future__ import annotations
 
 import asyncio
-import functools
 
 import pytest
 import uvloop
 
-from fixtures.media import encode_audio, encode_video
 from rtmpgop.channels import Hub
 from rtmpgop.config import Config, SourceConfig
 from rtmpgop.io import rtmp_pull, rtmp_server
 from rtmpgop.io.rtmp_client import RtmpClientError, open_url
 from rtmpgop.media import AccessUnit, Codec
-from tests.io.rtmp_helpers import publish_all
-
-
-@functools.cache
-def h264():
-    return encode_video("h264", frames=30, bframes=True, gop=15)
-
-
-@functools.cache
-def aac():
-    return encode_audio("aac", seconds=1.0, rate=48000)
+from tests.io.rtmp_helpers import aac, h264, publish_all
 
 
 class Sink:

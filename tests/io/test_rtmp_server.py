@@ -8,23 +8,14 @@ import logging
 import pytest
 import uvloop
 
-from fixtures.media import encode_audio, encode_video
+from fixtures.media import encode_video
 from rtmpgop.channels import Hub
 from rtmpgop.config import Config
 from rtmpgop.io import rtmp_server
 from rtmpgop.io.rtmp_client import RtmpClientError, open_url
 from rtmpgop.protocol.rtmp import events as E
-from tests.io.rtmp_helpers import collect, interleave, media, publish_all, send_headers, send_packet, seqs
-
-
-@functools.cache
-def h264():
-    return encode_video("h264", frames=30, bframes=True, gop=15)
-
-
-@functools.cache
-def aac():
-    return encode_audio("aac", seconds=1.0, rate=48000)
+from tests.io.rtmp_helpers import (aac, collect, h264, interleave, media, publish_all, send_headers,
+                                  send_packet, seqs)
 
 
 @functools.cache
