@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 import functools
 
+import uvloop
+
 from fixtures.media import encode_audio, encode_video
+from rtmpgop.channels import Hub
+from rtmpgop.config import Config
+from rtmpgop.io import rtmp_server
 from rtmpgop.protocol import flv
 from rtmpgop.protocol.flv import PacketType as P
 from rtmpgop.protocol.rtmp import events as E
@@ -23,6 +28,24 @@ def h264():
 def aac():
     """1 s of 48 kHz stereo AAC (encoded once per session)."""
     return encode_audio("aac", seconds=1.0, rate=48000)
+
+
+def run(coro_fn):
+    """Decorator for async tests: the test runs ``coro_fn(hub, lst, base, *a, **kw)`` on uvloop
+    with a fresh Hub, an RTMP listener ``lst`` on 127.0.0.1 port 0 serving it, ``base`` =
+    ``rtmp://127.0.0.1:<port>``, and a 30 s deadline; the listener is closed afterwards."""
+    def wrapper(*a, **kw):
+        async def main():
+            hub = Hub()
+            lst = await rtmp_server.start(hub, Config(), "127.0.0.1", 0)
+            try:
+                async with asyncio.timeout(30):
+                    await coro_fn(hub, lst, f"rtmp://127.0.0.1:{lst.port}", *a, **kw)
+            finally:
+                await lst.close()
+        uvloop.run(main())
+    wrapper.__name__ = coro_fn.__name__
+    return wrapper
 
 
 def interleave(video, audio=None):

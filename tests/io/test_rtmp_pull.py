@@ -7,14 +7,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import uvloop
 
-from rtmpgop.channels import Hub
-from rtmpgop.config import Config, SourceConfig
-from rtmpgop.io import rtmp_pull, rtmp_server
+from rtmpgop.config import SourceConfig
+from rtmpgop.io import rtmp_pull
 from rtmpgop.io.rtmp_client import RtmpClientError, open_url
 from rtmpgop.media import AccessUnit, Codec
-from tests.io.rtmp_helpers import aac, h264, publish_all
+from tests.io.rtmp_helpers import aac, h264, publish_all, run
 
 
 class Sink:
@@ -35,23 +33,8 @@ async def until(cond, timeout=10.0):
             await asyncio.sleep(0.01)
 
 
-def run(coro_fn):
-    def wrapper():
-        async def main():
-            hub = Hub()
-            lst = await rtmp_server.start(hub, Config(), "127.0.0.1", 0)
-            try:
-                async with asyncio.timeout(30):
-                    await coro_fn(hub, f"rtmp://127.0.0.1:{lst.port}")
-            finally:
-                await lst.close()
-        uvloop.run(main())
-    wrapper.__name__ = coro_fn.__name__
-    return wrapper
-
-
 @run
-async def test_pull_relays_publisher_then_reports_its_end(hub, base):
+async def test_pull_relays_publisher_then_reports_its_end(hub, lst, base):
     sink = Sink()
     task = asyncio.get_running_loop().create_task(
         rtmp_pull.pull(SourceConfig("relay", base + "/live/cam"), sink))
@@ -76,7 +59,7 @@ async def test_pull_relays_publisher_then_reports_its_end(hub, base):
 
 
 @run
-async def test_refused_and_missing_upstreams(hub, base):
+async def test_refused_and_missing_upstreams(hub, lst, base):
     port = int(base.rsplit(":", 1)[1])
     with pytest.raises(OSError):
         await rtmp_pull.pull(SourceConfig("x", "rtmp://127.0.0.1:9/live/x"), Sink())

@@ -9,33 +9,16 @@ import pytest
 import uvloop
 
 from fixtures.media import encode_video
-from rtmpgop.channels import Hub
-from rtmpgop.config import Config
 from rtmpgop.io import rtmp_server
 from rtmpgop.io.rtmp_client import RtmpClientError, open_url
 from rtmpgop.protocol.rtmp import events as E
-from tests.io.rtmp_helpers import (aac, collect, h264, interleave, media, publish_all, send_headers,
-                                  send_packet, seqs)
+from tests.io.rtmp_helpers import (aac, collect, h264, interleave, media, publish_all, run,
+                                  send_headers, send_packet, seqs)
 
 
 @functools.cache
 def hevc():
     return encode_video("hevc", frames=10, bframes=False, gop=10)
-
-
-def run(coro_fn):
-    def wrapper(*a, **kw):
-        async def main():
-            hub = Hub()
-            lst = await rtmp_server.start(hub, Config(), "127.0.0.1", 0)
-            try:
-                async with asyncio.timeout(30):
-                    await coro_fn(hub, lst, f"rtmp://127.0.0.1:{lst.port}", *a, **kw)
-            finally:
-                await lst.close()
-        uvloop.run(main())
-    wrapper.__name__ = coro_fn.__name__
-    return wrapper
 
 
 @run
