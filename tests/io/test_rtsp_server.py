@@ -13,11 +13,11 @@ import time
 import pytest
 
 from fixtures.media import encode_audio, encode_video
-from rtmpgop import codecs
-from rtmpgop.media import AccessUnit, Codec, Track
+from rtmpgop.media import AccessUnit, Codec
 from rtmpgop.protocol.rtsp import events as ev
 from rtmpgop.protocol.rtsp.client import ClientConnection
 from rtmpgop.protocol.rtsp.message import MAX_HEADER_BYTES
+from tests.protocol.rtp.media_cache import h264_aac_units
 
 DEADLINE = 10.0
 HELD = {0: 3, 1: 0}  # units a receiver may still hold when the stream ends (B-frame reorder)
@@ -94,12 +94,7 @@ def raw(port: int, data: bytes) -> tuple[bytes, bool]:
 def media():
     v = encode_video("h264", frames=30, fps=30, bframes=True, gop=15)
     a = encode_audio("aac", seconds=1.0)
-    tracks = [Track(0, codecs.make_config(Codec.H264, v.config), 90000),
-              Track(1, codecs.make_config(Codec.AAC, a.config), 48000)]
-    units = [AccessUnit(0, p.dts, p.pts, p.keyframe, p.data) for p in v.packets]
-    units += [AccessUnit(1, p.dts, p.pts, True, p.data) for p in a.packets]
-    units.sort(key=lambda u: (u.dts / (90000 if u.track == 0 else 48000), u.track))
-    return tracks, units
+    return h264_aac_units(v, a)
 
 
 def channel(server, path):

@@ -11,13 +11,13 @@ import struct
 import pytest
 
 from fixtures.media import encode_audio, encode_video
-from rtmpgop import codecs
 from rtmpgop.channels import Hub
 from rtmpgop.media import AccessUnit, Codec, CodecConfig, Track
 from rtmpgop.protocol.rtp import rtcp
 from rtmpgop.protocol.rtp.packet import parse_rtp
 from rtmpgop.protocol.rtsp.headers import Transport
 from rtmpgop.subscribers.rtsp_play import RtspPlayer
+from tests.protocol.rtp.media_cache import h264_aac_units
 
 WALL = 1_700_000_000.0
 
@@ -40,12 +40,7 @@ class FakeConn:
 def av():
     v = encode_video("h264", frames=60, width=160, height=96, fps=30, bframes=True, gop=30)
     a = encode_audio("aac", seconds=2.0)
-    tracks = [Track(0, codecs.make_config(Codec.H264, v.config), 90000),
-              Track(1, codecs.make_config(Codec.AAC, a.config), 48000)]
-    units = [AccessUnit(0, p.dts, p.pts, p.keyframe, p.data) for p in v.packets]
-    units += [AccessUnit(1, p.dts, p.pts, True, p.data) for p in a.packets]
-    units.sort(key=lambda u: (u.dts / (90000 if u.track == 0 else 48000), u.track))
-    return tracks, units
+    return h264_aac_units(v, a)
 
 
 def tcp_player(hub, tracks, path="live/x"):

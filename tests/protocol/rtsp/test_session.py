@@ -2,29 +2,25 @@
 
 import pytest
 
-from rtmpgop import codecs
 from rtmpgop.codecs import h264 as c264
-from rtmpgop.media import AccessUnit, Codec, Track
+from rtmpgop.media import Codec
 from rtmpgop.protocol.rtsp import events as ev
 from rtmpgop.protocol.rtsp.auth import ServerAuth
 from rtmpgop.protocol.rtsp.client import ClientConnection
 from rtmpgop.protocol.rtsp.sdp_tracks import packetizer_for
 from rtmpgop.protocol.rtsp.server import ServerConnection
-from tests.protocol.rtp.media_cache import audio, video
+from tests.protocol.rtp.media_cache import audio, h264_aac_units, video
 
 from .session_helpers import ServerApp, pump
 
 
 def _tracks():
     v, a = video("h264"), audio("aac")
-    return ([Track(0, codecs.make_config(Codec.H264, v.config), 90000),
-             Track(1, codecs.make_config(Codec.AAC, a.config), 48000)], v, a)
+    return h264_aac_units(v, a)[0], v, a
 
 
 def _units(v, a):
-    units = [AccessUnit(0, p.dts, p.pts, p.keyframe, p.data) for p in v.packets]
-    units += [AccessUnit(1, p.dts, p.pts, True, p.data) for p in a.packets]
-    return sorted(units, key=lambda u: u.dts / (90000 if u.track == 0 else 48000))
+    return h264_aac_units(v, a)[1]
 
 
 def _without_params(payload):
