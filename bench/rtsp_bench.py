@@ -25,7 +25,6 @@ import datetime
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 
@@ -33,7 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from bench.common import setup_process  # noqa: E402
+from bench.common import setup_process, start_py_spy, wait_py_spy  # noqa: E402
 from bench.loadgen.clients import Player, Publisher  # noqa: E402
 from bench.loadgen.media import load_media  # noqa: E402
 from bench.loadgen.rtsp import RtspPlayer, RtspPublisher  # noqa: E402
@@ -75,11 +74,7 @@ def run_one(scenario: str, proto: str, media, args) -> dict:
         if args.profile:
             os.makedirs(args.profile, exist_ok=True)
             prof_path = os.path.join(args.profile, f"{scenario}-{proto}.collapsed")
-            prof = subprocess.Popen(
-                [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid",
-                 str(pid), "--duration", str(int(args.window)), "--rate", "500", "--format",
-                 "raw", "--output", prof_path], stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL)
+            prof = start_py_spy(pid, args.window, prof_path)
 
     def end():
         marks["cpu1"], marks["t1"] = cpu_seconds(pid), time.monotonic()
@@ -106,11 +101,7 @@ def run_one(scenario: str, proto: str, media, args) -> dict:
         sample()
     finally:
         if prof is not None:
-            try:
-                prof.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                prof.kill()
-                prof.wait()
+            wait_py_spy(prof)
         err = srv.stop()
     if prof_path and os.path.exists(prof_path):
         print(profile_summary(prof_path), flush=True)
