@@ -50,6 +50,14 @@ def tcp_player(hub, tracks, path="live/x"):
     return RtspPlayer(conn, sub)
 
 
+def started_tcp_player(hub, tracks, path="live/x"):
+    """``tcp_player`` after DESCRIBE and PLAY (``start``)."""
+    p = tcp_player(hub, tracks, path)
+    p.describe()
+    p.start()
+    return p
+
+
 def frames(bufs):
     """(channel, payload bytes) of each interleaved frame in ``bufs`` (header + payload pairs)."""
     data = b"".join(bytes(b) for b in bufs)
@@ -122,9 +130,7 @@ def test_late_joiner_first_keeps_channel_order(av):
     hub = Hub()
     early = tcp_player(hub, tracks)  # waits for the first GoP
     ch, _ = publish(hub, tracks, units)  # two GoPs, nothing packetized yet
-    late = tcp_player(hub, tracks)  # starts at the newest GoP head
-    late.describe()
-    late.start()
+    late = started_tcp_player(hub, tracks)  # starts at the newest GoP head
     late_pkts = [parse_rtp(p) for c, p in frames(late.pull(WALL)[0]) if c == 0]
     early.describe()
     early.start()
@@ -140,9 +146,7 @@ def test_unpublish_sends_bye_and_ends(av):
     tracks, units = av
     hub = Hub()
     ch, owner = publish(hub, tracks, units[:10])
-    p = tcp_player(hub, tracks)
-    p.describe()
-    p.start()
+    p = started_tcp_player(hub, tracks)
     p.pull(WALL)
     hub.unpublish(ch, owner, "gone")
     tcp, _ = p.pull(WALL)
@@ -155,9 +159,7 @@ def test_codec_change_ends_the_session(av):
     tracks, units = av
     hub = Hub()
     ch, _ = publish(hub, tracks, units[:10])
-    p = tcp_player(hub, tracks)
-    p.describe()
-    p.start()
+    p = started_tcp_player(hub, tracks)
     p.pull(WALL)
     hevc = Track(0, CodecConfig(Codec.H265), 90000)
     ch.set_tracks([hevc, tracks[1]])
@@ -188,9 +190,7 @@ def test_a_malformed_unit_is_skipped_for_everyone(av):
     hub = Hub()
     bad = AccessUnit(0, units[5].dts, units[5].pts, False, b"\x00\x00\x10\x00\x41")  # length > data
     ch, _ = publish(hub, tracks, units[:5] + [bad] + units[5:12])
-    p = tcp_player(hub, tracks)
-    p.describe()
-    p.start()
+    p = started_tcp_player(hub, tracks)
     video = [parse_rtp(pl) for c, pl in frames(p.pull(WALL)[0]) if c == 0]
     assert p.source.bad_units == 1 and p.ended is None
     want = [u for u in units[:12] if u.track == 0]
