@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from rtmpgop.protocol.flv import PacketType as P
 from rtmpgop.protocol.rtmp import events as E
 from rtmpgop.protocol.rtmp.connection import ServerConnection
+from tests.protocol.pieces import pieces
 
 CAPTURE = (pathlib.Path(__file__).resolve().parents[3] / "fixtures" / "captures"
            / "ffmpeg_rtmp_publish_h264_aac.bin").read_bytes()
@@ -16,10 +17,8 @@ CAPTURE = (pathlib.Path(__file__).resolve().parents[3] / "fixtures" / "captures"
 def replay(cuts=()):
     s = ServerConnection()
     events = []
-    pos = 0
-    for cut in sorted(set(cuts)) + [len(CAPTURE)]:
-        s.receive_data(CAPTURE[pos:cut])
-        pos = cut
+    for piece in pieces(CAPTURE, cuts):
+        s.receive_data(piece)
         while (ev := s.next_event()) is not None:
             events.append(ev)
             if isinstance(ev, E.Connect):

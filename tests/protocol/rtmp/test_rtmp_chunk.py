@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from rtmpgop.errors import ChunkError, LimitExceeded, ProtocolError
 from rtmpgop.protocol.rtmp import chunk
 from rtmpgop.protocol.rtmp.chunk import ChunkReader, basic_header, chunk_header, chunk_message
+from tests.protocol.pieces import pieces
 
 H = bytes.fromhex
 
@@ -84,10 +85,8 @@ def msgs_of(reader):
 def read_all(data, splits=()):
     r = ChunkReader()
     out = []
-    pos = 0
-    for cut in sorted(set(splits)) + [len(data)]:
-        r.feed(data[pos:cut])
-        pos = cut
+    for piece in pieces(data, splits):
+        r.feed(piece)
         out += msgs_of(r)
     return out, r
 

@@ -12,6 +12,7 @@ from rtmpgop.protocol.rtmp import messages as m
 from rtmpgop.protocol.rtmp.chunk import chunk_message
 from rtmpgop.protocol.rtmp.client import ClientConnection
 from rtmpgop.protocol.rtmp.connection import ServerConnection
+from tests.protocol.pieces import pieces
 
 
 def drain(conn):
@@ -139,11 +140,9 @@ def test_server_split_anywhere(cuts):
     p.pump()
     wire = bytes(p.wire_c2s)
     s = ServerConnection()
-    pos = 0
     events = []
-    for cut in sorted(c % (len(wire) + 1) for c in cuts) + [len(wire)]:
-        s.receive_data(wire[pos:cut])
-        pos = cut
+    for piece in pieces(wire, (c % (len(wire) + 1) for c in cuts)):
+        s.receive_data(piece)
         while (ev := s.next_event()) is not None:
             events.append(ev)
             if isinstance(ev, E.Connect):

@@ -10,6 +10,7 @@ from rtmpgop.errors import ProtocolError, RTSPError
 from rtmpgop.protocol.rtsp import message as m
 from rtmpgop.protocol.rtsp.message import (
     Headers, InterleavedFrame, MessageReader, Request, Response)
+from tests.protocol.pieces import pieces
 
 CAPTURES = pathlib.Path(__file__).resolve().parents[3] / "fixtures" / "captures"
 PUBLISH = (CAPTURES / "ffmpeg_publish_h264_aac_tcp.bin").read_bytes()
@@ -73,10 +74,8 @@ def test_case_insensitive_headers_and_folding():
 def _split_all(data, cuts):
     r = MessageReader()
     out = []
-    last = 0
-    for c in sorted(set(cuts)) + [len(data)]:
-        r.receive_data(data[last:c])
-        last = c
+    for piece in pieces(data, cuts):
+        r.receive_data(piece)
         out += _drain(r)
     return out, r
 

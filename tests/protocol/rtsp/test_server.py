@@ -13,6 +13,7 @@ from rtmpgop.protocol.rtsp import events as ev
 from rtmpgop.protocol.rtsp.auth import ServerAuth
 from rtmpgop.protocol.rtsp.message import MessageReader, Response
 from rtmpgop.protocol.rtsp.server import ServerConnection
+from tests.protocol.pieces import pieces
 from tests.protocol.rtp.media_cache import audio, video
 
 from .session_helpers import ServerApp
@@ -30,11 +31,8 @@ def _responses(server):
 
 
 def _feed(server, app, data, chunks=None):
-    cuts = sorted(set(chunks or [])) + [len(data)]
-    last = 0
-    for c in cuts:
-        server.receive_data(data[last:c], 1.0)
-        last = c
+    for piece in pieces(data, chunks or []):
+        server.receive_data(piece, 1.0)
         app.drain()
 
 
