@@ -15,20 +15,17 @@ from rtmpgop.config import Config
 from rtmpgop.io import http_server, pages, ws_server
 from rtmpgop.io.webp_worker import RenderManager
 from rtmpgop.media import Codec
+from tests.images import solid_image
 
 CFG = Config(host="127.0.0.1")
 
 
 def jpeg(rgb, w=64, h=48):
-    buf = io.BytesIO()
-    Image.fromarray(solid_frame(rgb, w, h)).save(buf, "JPEG", quality=92)
-    return buf.getvalue()
+    return solid_image("JPEG", rgb, w, h, quality=92)
 
 
 def webp(rgb, w=64, h=48):
-    buf = io.BytesIO()
-    Image.fromarray(solid_frame(rgb, w, h)).save(buf, "WEBP", quality=92)
-    return buf.getvalue()
+    return solid_image("WEBP", rgb, w, h, quality=92)
 
 
 def mean_rgb(data):

@@ -10,6 +10,7 @@ from fixtures.media import encode_video, pattern_frame, solid_frame
 from rtmpgop.media import VIDEO_CLOCK, AccessUnit, Codec, CodecConfig, Track, TrackSet
 from rtmpgop.subscribers.webp import (RenderedFrame, RenderSettings, StreamInfo, WebpRenderer,
                                       output_size)
+from tests.images import solid_image
 
 CODECS = {"h264": Codec.H264, "hevc": Codec.H265, "av1": Codec.AV1}
 
@@ -127,15 +128,11 @@ def test_render_false_decodes_without_encoding_and_jump_waits_for_keyframe():
 
 
 def jpeg_bytes(rgb, w=64, h=48):
-    buf = io.BytesIO()
-    Image.fromarray(solid_frame(rgb, w, h)).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
+    return solid_image("JPEG", rgb, w, h, quality=90)
 
 
 def webp_bytes(rgb, w=64, h=48):
-    buf = io.BytesIO()
-    Image.fromarray(solid_frame(rgb, w, h)).save(buf, "WEBP", quality=90)
-    return buf.getvalue()
+    return solid_image("WEBP", rgb, w, h, quality=90)
 
 
 def test_still_jpeg_and_webp_frames():
