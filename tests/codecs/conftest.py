@@ -12,6 +12,8 @@ import av
 import numpy as np
 import pytest
 
+from tests.noise_mp4 import noise_mp4
+
 os.environ.setdefault("SVT_LOG", "1")
 
 
@@ -32,19 +34,7 @@ def encode_variant(encoder: str, width: int = 64, height: int = 48, pix_fmt: str
                    options: tuple[tuple[str, str], ...] = (), frames: int = 4,
                    fps: int = 25) -> Encoded:
     """Encode ``frames`` frames of noise with ``encoder``; returns what the MP4 demuxer sees."""
-    buf = io.BytesIO()
-    rng = np.random.default_rng(1)
-    with av.open(buf, "w", format="mp4") as out:
-        st = out.add_stream(encoder, rate=fps)
-        st.width, st.height, st.pix_fmt = width, height, pix_fmt
-        st.codec_context.options = dict(options)
-        for i in range(frames):
-            img = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
-            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format=pix_fmt)
-            f.pts = i
-            out.mux(st.encode(f))
-        out.mux(st.encode(None))
-    return _demux(buf)
+    return _demux(noise_mp4(encoder, width, height, pix_fmt, dict(options), frames, fps, seed=1))
 
 
 @functools.lru_cache(maxsize=None)

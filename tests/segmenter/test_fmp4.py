@@ -19,6 +19,7 @@ from rtmpgop.codecs import make_config
 from rtmpgop.media import Codec, CodecConfig, MediaKind, Track
 from rtmpgop.segmenter.fmp4 import (
     Fragment, FragmentWriter, Packager, Sample, build_fragment, init_segment)
+from tests.noise_mp4 import noise_mp4
 
 
 def boxes(data: bytes, start: int = 0, end: int | None = None):
@@ -333,19 +334,7 @@ def test_fragment_type():
 
 def encode_mp4(encoder: str, pix_fmt: str, options: dict, frames: int = 8, w=96, h=64):
     """Encode noise frames through FFmpeg's MP4 muxer; returns (record, Samples in 90 kHz)."""
-    import numpy as np
-    buf = io.BytesIO()
-    rng = np.random.default_rng(2)
-    with av.open(buf, "w", format="mp4") as out:
-        st = out.add_stream(encoder, rate=25)
-        st.width, st.height, st.pix_fmt = w, h, pix_fmt
-        st.codec_context.options = options
-        for i in range(frames):
-            img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
-            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format=pix_fmt)
-            f.pts = i
-            out.mux(st.encode(f))
-        out.mux(st.encode(None))
+    buf = noise_mp4(encoder, w, h, pix_fmt, options, frames, 25, seed=2)
     buf.seek(0)
     with av.open(buf) as inp:
         st = inp.streams.video[0]
