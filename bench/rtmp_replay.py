@@ -159,7 +159,7 @@ async def replay(args) -> None:
             st[2] = pos + n
             if st[2] >= len(data):
                 streams.remove(st)
-        if first and args.players:
+        if first and args.players and len(hub.channels()) == args.publishers:
             first = False
             players = await add_players(lst, hub, args)
         await asyncio.sleep(0)
@@ -195,6 +195,7 @@ async def add_players(lst, hub, args) -> list:
             app, _, name = ch.path.partition("/")
             proto._on_event(E.Connect(1.0, app, ""))  # the server's own chunk size
             proto._play(E.Play(1, name))
+            proto._flush()  # as after the play command: first pull, then wake-ups
             out.append(proto)
     return out
 

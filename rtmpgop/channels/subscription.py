@@ -89,8 +89,16 @@ class Subscription:
                 return self._wait()
             gop = self._gop
             assert gop is not None
-        elif self._too_far_behind(gop):
-            return self._skip()
+        else:  # the checks of _too_far_behind, inlined: this runs once per item per reader
+            ch = self.channel
+            backlog = ch.bytes_in - gop.start_bytes - self._gop_bytes
+            if backlog > self.peak_backlog_bytes:
+                self.peak_backlog_bytes = backlog
+            newest = ch.last_gop
+            if (gop.evicted or backlog > self.max_backlog_bytes
+                    or (newest is not None and newest.seq - gop.seq > self.max_backlog_gops)):
+                if self._too_far_behind(gop):
+                    return self._skip()
         while True:
             if self._head_pending:
                 self._head_pending = False

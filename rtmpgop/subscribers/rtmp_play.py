@@ -75,6 +75,10 @@ class RtmpPlayer:
         self.bytes_out = 0
         self.shared_hits = 0  # access units whose buffers another player had serialized
         self.skips = 0
+        # the shared serialization cache of the GoP being read (one lookup per GoP, not per unit)
+        self._cache: dict = {}
+        self._cache_gop: object = None
+        self._cache_cs = 0
 
     def pull(self, max_bytes: int = PULL_BATCH_BYTES) -> list:
         """Buffers for the player, in order, up to about ``max_bytes``; [] when caught up.
@@ -168,20 +172,23 @@ class RtmpPlayer:
             track = self._audio
         else:
             return None
-        self._last_ms = _ms(au.dts, track.clock_rate)
+        self._last_ms = au.dts * 1000 // track.clock_rate
         gop = self.sub.gop
-        cs = self.conn.out_chunk_size
-        key = ("rtmp", cs, self.msid)
-        cache = gop.cache.get(key) if gop is not None else None
-        if cache is None:
-            cache = {}
-            if gop is not None:
-                gop.cache[key] = cache
+        cache = self._cache
+        if gop is not self._cache_gop or self._cache_cs != self.conn.out_chunk_size:
+            cs = self._cache_cs = self.conn.out_chunk_size
+            key = ("rtmp", cs, self.msid)
+            cache = gop.cache.get(key) if gop is not None else None
+            if cache is None:
+                cache = {}
+                if gop is not None:
+                    gop.cache[key] = cache
+            self._cache, self._cache_gop = cache, gop
         got = cache.get(id(au))
         if got is not None:
             self.shared_hits += 1
             return got
-        got = serialize(track, au, self.msid, cs)
+        got = serialize(track, au, self.msid, self._cache_cs)
         cache[id(au)] = got
         return got
 
