@@ -16,6 +16,9 @@ from typing import Any
 
 from rtmpgop.channels import Hub
 from rtmpgop.config import Config
+from rtmpgop.io import (hls_http, http_server, pages, rtmp_server, rtsp_server, sources,
+                        webp_worker, ws_server)
+from rtmpgop.io import rtmp_pull, rtsp_client  # noqa: F401  (import registers their pullers)
 
 log = logging.getLogger("rtmpgop")
 
@@ -34,39 +37,29 @@ class App:
         return {name: lst.port for name, lst in self.listeners.items()}
 
     async def start(self) -> None:
-        from rtmpgop.io import http_server, rtmp_server
-
-        cfg = self.config
-        self.listeners["rtmp"] = await rtmp_server.start(self.hub, cfg, cfg.host, cfg.rtmp_port)
-        from rtmpgop.io import rtsp_server  # RTSP publish/play + the shared UDP RTP/RTCP pair
-        self.listeners["rtsp"] = await rtsp_server.start(self.hub, cfg, cfg.host, cfg.rtsp_port)
-        from rtmpgop.io import webp_worker, ws_server  # WebP renderer + /ws/PATH (before http: /view needs the port)
-        self.services["webp"] = webp_worker.RenderManager(self.hub, cfg)
-        self.listeners["ws"] = await ws_server.start(self.hub, cfg, cfg.host, cfg.ws_port,
+        """Start every listener and service. Order matters where noted."""
+        cfg, hub = self.config, self.hub
+        self.listeners["rtmp"] = await rtmp_server.start(hub, cfg, cfg.host, cfg.rtmp_port)
+        self.listeners["rtsp"] = await rtsp_server.start(hub, cfg, cfg.host, cfg.rtsp_port)
+        # WebP renderer + /ws/PATH before HTTP: the /view page needs the WebSocket port
+        self.services["webp"] = webp_worker.RenderManager(hub, cfg)
+        self.listeners["ws"] = await ws_server.start(hub, cfg, cfg.host, cfg.ws_port,
                                                      renders=self.services["webp"])
-        if cfg.hls != "off":  # LL-HLS muxers start on publish (before the first request) or on demand
-            from rtmpgop.io import hls_http
-            self.services["llhls"] = await hls_http.start_service(self.hub, cfg)
-        from rtmpgop.io import rtmp_pull, rtsp_client, sources  # noqa: F401  (pullers register)
-        self.services["sources"] = sources.SourceManager(self.hub, cfg.sources)  # started below
+        if cfg.hls != "off":  # muxers start on publish (before the first request) or on demand
+            self.services["llhls"] = await hls_http.start_service(hub, cfg)
+        self.services["sources"] = sources.SourceManager(hub, cfg.sources)  # started below
         self.listeners["rtsp"].sources = self.services["sources"]  # DESCRIBE wakes on-demand cams
         self.listeners["http"] = await http_server.start(
-            self.hub, cfg, cfg.host, cfg.http_port, setups=self.http_setups())
+            hub, cfg, cfg.host, cfg.http_port, setups=self.http_setups())
         log.info("rtmpgop listening %s", " ".join(f"{k}={v}" for k, v in self.ports.items()))
         self.services["sources"].start()  # camera pulls, once every consumer is listening
 
-    def http_setups(self) -> list:
-        """Route setups of the features served over HTTP (LL-HLS, viewer pages, ingest ...)."""
-        from rtmpgop.io import pages
-        setups = []
-        if "webp" in self.services:  # /view, /ingest, /mjpeg
-            setups.append(pages.setup(self.services["webp"], lambda: self.listeners["ws"].port))
+    def http_setups(self) -> list[http_server.RouteSetup]:
+        """Route setups of the features served over HTTP (viewer pages, LL-HLS, source state)."""
+        setups = [pages.setup(self.services["webp"], lambda: self.listeners["ws"].port)]
         if "llhls" in self.services:  # /PATH/index.m3u8, media.m3u8, init/seg/parts, /PATH/
-            from rtmpgop.io import hls_http
             setups.append(hls_http.setup(self.services["llhls"]))
-        if "sources" in self.services:  # source state in / and /api/streams
-            from rtmpgop.io import http_server
-            setups.append(http_server.sources_setup(self.services["sources"]))
+        setups.append(http_server.sources_setup(self.services["sources"]))
         return setups
 
     async def stop(self) -> None:
