@@ -33,9 +33,9 @@ def test_table_ratio_and_targets():
            {"scenario": "fanout-200", "server": "rtmpgop", "error": "RuntimeError('boom')"}]
     t = rb.tables(res, ["fanout-50", "ingest-10", "fanout-200"], ["rtmpgop", "nginx"])
     lines = t.splitlines()
-    fan = next(ln for ln in lines if ln.startswith("| fanout-50 | 244"))
+    fan = next(ln for ln in lines if ln.startswith("| fanout-50 | default (LL-HLS on) | 244"))
     assert "| 0.20 | 0.25 | 0.80 (≤ 1.0) ✓ |" in fan and "| 10 / 20 | 400 / 800 |" in fan
-    ing = next(ln for ln in lines if ln.startswith("| ingest-10 | 244"))
+    ing = next(ln for ln in lines if ln.startswith("| ingest-10 | default (LL-HLS on) | 244"))
     assert "1.60 (≤ 1.3) ✗" in ing and "| – / – |" in ing
     assert any("fanout-200 | rtmpgop" in ln and "boom" in ln for ln in lines)
     detail = [ln for ln in lines if ln.startswith("| fanout-50 | rtmpgop")][0]
@@ -60,7 +60,7 @@ def test_repeated_runs_summary_takes_the_median():
             r["rep"] = rep
             res.append(r)
     t = rb.tables(res, ["fanout-200"], ["rtmpgop", "nginx"])
-    summary = next(ln for ln in t.splitlines() if ln.startswith("| fanout-200 | 244"))
+    summary = next(ln for ln in t.splitlines() if ln.startswith("| fanout-200 | default (LL-HLS on) | 244"))
     assert "| 0.25 (0.20-0.30) | 0.13 (0.12-0.14) | 1.92 (≤ 1.0) ✗ |" in summary
     assert sum(ln.startswith("| fanout-200 | rtmpgop") for ln in t.splitlines()) == 3
     assert any(ln.startswith("| fanout-200 | nginx #3 |") for ln in t.splitlines())
