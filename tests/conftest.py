@@ -26,6 +26,12 @@ CALL_DEADLINE = 10.0
 """Default seconds for one ``call``."""
 
 
+def pytest_configure(config) -> None:
+    from tests import rt_guard
+
+    rt_guard.start()  # see tests/rt_guard.py: a real-time Chromium once livelocked the machine
+
+
 class ServerThread:
     """An App on its own uvloop thread."""
 
