@@ -1,8 +1,10 @@
 """Keep the test run off real-time scheduling.
 
-Seen on this project's CI machine: test processes were switched to SCHED_FIFO priority 99 by
-something outside the suite. Headless Chromium inherited the policy and livelocked both cores
-(its threads spun on futexes at real-time priority and could not even be killed), so the run hung.
+libsvtav1 (PyAV's AV1 encoder), run as root as on CI, switches threads of the encoding process
+to SCHED_FIFO priority 99. Programs started from such a thread inherit it: headless Chromium then
+livelocked both cores (its threads spun on futexes at real-time priority and could not even be
+killed), so the run hung. fixtures/media.py resets after its own AV1 encodes; tests that call
+PyAV's encoder directly rely on this guard.
 This guard puts every real-time thread of the test process and of its descendants (ffmpeg,
 Chromium, servers) back on SCHED_OTHER, once a second, in a daemon thread.
 """
