@@ -1,5 +1,5 @@
-"""Process setup and profiling the benchmark drivers share (bench/rtsp_bench.py;
-bench/rtmp_bench.py has its own copy for now).
+"""Process setup and profiling the benchmark drivers share (bench/rtmp_bench.py,
+bench/rtsp_bench.py).
 
 ``setup_process(args)``: lower this process's priority to ``args.nice``, pin it to
 ``args.loadgen_cpu`` when the machine has a core for the server (``args.server_cpu``) besides,

@@ -47,6 +47,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from bench import nginx_rtmp  # noqa: E402
+from bench.common import setup_process, start_py_spy, wait_py_spy  # noqa: E402
 from bench.loadgen.media import load_media  # noqa: E402
 from bench.loadgen.run import LoadResult, LoadSpec, run_load  # noqa: E402
 
@@ -222,11 +223,7 @@ def run_one(scenario: str, server: str, media, args) -> dict:
         if args.profile and server.startswith("rtmpgop"):
             os.makedirs(args.profile, exist_ok=True)
             prof_path = os.path.join(args.profile, f"{scenario}-{server}.collapsed")
-            prof = subprocess.Popen(
-                [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid", str(pid),
-                 "--duration", str(int(args.window)), "--rate", "500",
-                 "--format", "raw", "--output", prof_path],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            prof = start_py_spy(pid, args.window, prof_path)
 
     def end():
         marks["cpu1"], marks["t1"] = cpu_seconds(pid), time.monotonic()
@@ -246,11 +243,7 @@ def run_one(scenario: str, server: str, media, args) -> dict:
         rss_end, hwm = status_kb(pid, "VmRSS"), status_kb(pid, "VmHWM")
     finally:
         if prof is not None:
-            try:
-                prof.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                prof.kill()
-                prof.wait()
+            wait_py_spy(prof)
         err = srv.stop()
     kind = scenario.split("-")[0]
     out = res.to_dict()
@@ -429,20 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         args.window = 5.0 if args.quick else 15.0
     if args.profile and not os.path.exists(os.path.join(os.path.dirname(sys.executable), "py-spy")):
         p.error("--profile needs py-spy next to this Python: .venv/bin/pip install py-spy")
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
-    except OSError as e:
-        print(f"cannot set niceness {args.nice}: {e}; running at {os.getpriority(os.PRIO_PROCESS, 0)}")
-    args.nice = os.getpriority(os.PRIO_PROCESS, 0)
-    if os.cpu_count() and os.cpu_count() > max(args.server_cpu, args.loadgen_cpu):
-        os.sched_setaffinity(0, {args.loadgen_cpu})
-    else:
-        args.server_cpu = args.loadgen_cpu = None
-    try:
-        import uvloop
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    except ImportError:
-        pass
+    setup_process(args)
     command = " ".join(["python bench/rtmp_bench.py", *(argv if argv is not None else sys.argv[1:])])
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip() or "?"
