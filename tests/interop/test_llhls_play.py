@@ -164,3 +164,22 @@ def test_chromium_plays_page_with_hls_js_and_reports_latency(live):
           f"min {lat[0]:.3f} s, max {lat[-1]:.3f} s; hls.latency {stats['latency']:.3f} s; "
           f"non-fatal errors {json.dumps(stats['errors'])}")
     assert median <= 1.5
+
+
+def test_page_jumps_back_to_live_after_falling_behind(live):
+    """A viewer paused for 5 s is 5 s behind when it resumes; hls.js alone would stay there.
+    The page seeks back to hls.js's live sync position and plays within 1.5 s of live again."""
+    with chromium_page(AUTOPLAY) as page:
+        page.goto(f"{live.base}/{PATH}/")
+        playback_latency(page, 2, 30_000, 0)
+        jumps = page.evaluate("window.__stats.liveJumps")
+        page.evaluate("document.getElementById('v').pause()")
+        paused_at = page.evaluate("document.getElementById('v').currentTime")
+        page.wait_for_timeout(5000)
+        page.evaluate("document.getElementById('v').play()")
+        page.wait_for_function(f"window.__stats.liveJumps > {jumps}", timeout=10_000)
+        now = page.evaluate("document.getElementById('v').currentTime")
+        assert now > paused_at + 3, (paused_at, now)  # it jumped, it did not play through
+        stats, samples = playback_latency(page, 2, 30_000, 2)
+    lat = sorted(x for x in samples if x is not None)
+    assert lat and lat[len(lat) // 2] <= 1.5, (lat, stats)
