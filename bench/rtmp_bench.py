@@ -159,6 +159,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def user_sys_ticks(pid: int) -> tuple[int, int]:
+    """(utime, stime) of ``pid``, all threads, in clock ticks (/proc/PID/stat): the kernel's
+    share of the server's CPU (socket work; on loopback a send also runs the receiver's TCP
+    path) is what no user-space speed-up touches."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])
+
+
 def busy_cores(seconds: float = 0.5) -> float:
     """Cores' worth of CPU the whole machine used over ``seconds`` (/proc/stat)."""
     def snap():
@@ -218,6 +227,7 @@ def run_one(scenario: str, server: str, media, args) -> dict:
     def start():
         nonlocal prof, prof_path
         marks["cpu0"], marks["t0"] = cpu_seconds(pid), time.monotonic()
+        marks["us0"] = user_sys_ticks(pid)
         marks["wait0"] = sched_seconds(pid)[1]
         marks["lgwait0"] = sched_seconds(os.getpid())[1]
         if args.profile and server.startswith("rtmpgop"):
@@ -227,6 +237,7 @@ def run_one(scenario: str, server: str, media, args) -> dict:
 
     def end():
         marks["cpu1"], marks["t1"] = cpu_seconds(pid), time.monotonic()
+        marks["us1"] = user_sys_ticks(pid)
         marks["wait1"] = sched_seconds(pid)[1]
         marks["lgwait1"] = sched_seconds(os.getpid())[1]
 
@@ -258,6 +269,8 @@ def run_one(scenario: str, server: str, media, args) -> dict:
         mbit = (res.delivered_bytes if kind == "fanout" else res.ingest_bytes) * 8 / 1e6
         out.update(server_wait_pct=100 * (marks["wait1"] - marks["wait0"]) / wall,
                    loadgen_wait_pct=100 * (marks["lgwait1"] - marks["lgwait0"]) / wall)
+        du, ds = (b - a for a, b in zip(marks["us0"], marks["us1"]))
+        out["server_kernel_pct"] = 100 * ds / (du + ds) if du + ds else None
         out.update(server_cpu_s=cpu, server_cpu_pct=100 * cpu / wall, mbit=mbit,
                    mbit_s=mbit / wall, cpu_ms_per_mbit=1000 * cpu / mbit if mbit else None)
     tail = [ln for ln in err.splitlines() if ln.strip()]
@@ -353,20 +366,21 @@ def tables(results: list[dict], scenarios: list[str], servers: list[str]) -> str
             f"| {sc} | {short.get(g, g or '–')} | {_f(mbit, '{:.0f}')} | {cpu(a, g)} | {cpu(b, n)} "
             f"| {_f(ratio, '{:.2f}')} (≤ {tgt}){ok} | {rss(a)} / {rss(b)} | {join(a)} | {join(b)} "
             f"| {exact(a)} / {exact(b)} |")
-    lines += ["", "| scenario | server | Mbit/s | server CPU % | CPU ms/Mbit | RSS peak / end MB "
+    lines += ["", "| scenario | server | Mbit/s | server CPU % | kernel share % | CPU ms/Mbit | RSS peak / end MB "
               "| join p50/p95 ms | latency p50/p95 ms | players ok / exact | missing / dups "
               "| loadgen CPU % | publisher max lag ms | other load (cores) "
               "| run-queue wait % server / loadgen | errors |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for sc in scenarios:
         for r in (r for sv in servers for r in results if r["scenario"] == sc and r["server"] == sv):
             sv = r["server"] + (f" #{r['rep'] + 1}" if r.get("rep") else "")
             if "error" in r and "window_s" not in r:
-                lines.append(f"| {sc} | {sv} | | | | | | | | | | | | | {r['error'][:120]} |")
+                lines.append(f"| {sc} | {sv} | | | | | | | | | | | | | | {r['error'][:120]} |")
                 continue
             errs = "; ".join(sorted(set(e[:80] for e in r["errors"])))[:200] or "–"
             lines.append(
                 f"| {sc} | {sv} | {_f(r.get('mbit_s'), '{:.0f}')} | {_f(r.get('server_cpu_pct'))} "
+                f"| {_f(r.get('server_kernel_pct'), '{:.0f}')} "
                 f"| {_f(r.get('cpu_ms_per_mbit'), '{:.2f}')} "
                 f"| {r['rss_peak_kb'] / 1024:.0f} / {r['rss_end_kb'] / 1024:.0f} "
                 f"| {_f(r.get('join_p50_ms'), '{:.0f}')} / {_f(r.get('join_p95_ms'), '{:.0f}')} "

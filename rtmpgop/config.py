@@ -18,6 +18,10 @@ from rtmpgop.errors import ConfigError
 
 ENV_PREFIX = "RTMPGOP_"
 
+MAX_MERGE_MS = 1000
+"""Largest RTMP merged write/read delay accepted: past a second it is no longer live (SRS
+recommends 300-2000 ms for its merged read, 350 ms by default for its merged write)."""
+
 
 @dataclass(frozen=True, slots=True)
 class SourceConfig:
@@ -50,6 +54,10 @@ class Config:
     hls_target_duration: int = 2  # seconds; GoPs longer than this overrun segments
     hls_window_segments: int = 7  # segments kept in the playlist (Apple 8.11: >= 6)
     hls: str = "always"  # "always" | "on_demand" | "off": when LL-HLS muxers run (README)
+    # merged write to RTMP/RTSP players and merged read from RTMP publishers (SRS's mw_latency
+    # and mr_latency): fewer wake-ups and syscalls per message for a bounded delay; 0 = at once
+    play_merge_ms: int = 50
+    rtmp_publish_merge_ms: int = 0
     # WebP renderer
     webp_quality: int = 70
     webp_method: int = 0
@@ -177,6 +185,9 @@ def load(file: str | None = None, env: Mapping[str, str] | None = None,
         values["sources"] = tuple(sources)
     if values.get("hls", "always") not in ("always", "on_demand", "off"):
         raise ConfigError("hls", f"expected 'always', 'on_demand' or 'off', got {values['hls']!r}")
+    for k in ("play_merge_ms", "rtmp_publish_merge_ms"):
+        if not 0 <= values.get(k, 0) <= MAX_MERGE_MS:
+            raise ConfigError(k, f"expected milliseconds in 0..{MAX_MERGE_MS}, got {values[k]!r}")
     for side in ("publish", "read"):  # a user without a password (or back) is a typo
         user, pw = values.get(f"rtsp_{side}_user", ""), values.get(f"rtsp_{side}_password", "")
         if bool(user) != bool(pw):

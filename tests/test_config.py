@@ -96,3 +96,12 @@ def test_hls_mode(tmp_path):
     assert config.load(env={}).hls == "always"
     assert config.load(write(tmp_path, 'hls = "on_demand"'), env={}).hls == "on_demand"
     assert config.load(env={"RTMPGOP_HLS": "off"}).hls == "off"
+
+
+def test_merge_delays(tmp_path):
+    assert config.load(write(tmp_path, "play_merge_ms = 80"), env={}).play_merge_ms == 80
+    assert config.load(env={"RTMPGOP_RTMP_PUBLISH_MERGE_MS": "100"}).rtmp_publish_merge_ms == 100
+    for key, value in (("play_merge_ms", 1001), ("rtmp_publish_merge_ms", -1)):
+        with pytest.raises(ConfigError) as e:
+            config.load(write(tmp_path, f"{key} = {value}"), env={})
+        assert e.value.key == key

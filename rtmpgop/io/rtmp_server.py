@@ -3,13 +3,14 @@
 ``asyncio.BufferedProtocol``: the socket ``recv_into``s the connection's own receive blocks
 (``get_buffer``/``buffer_updated``), so chunk bodies are copied once, at message reassembly.
 Events go to ``RtmpIngest`` (publishers) or open an ``RtmpPlayer`` (players). A player's
-subscription wake-up (called on the publisher's stack) only schedules one ``_pump`` per
-connection with ``loop.call_soon``; the pump then drains every pending item of every player of
-the connection into one ``transport.writelines`` per batch, while the transport is not paused
-(``pause_writing``/``resume_writing``). Coalescing matters for fan-out: a publisher's receive
-often completes several messages (video + audio), and waking each player synchronously per
-message cost one ``writev`` per message per player (py-spy: 80 % of fan-out samples in
-``writelines``). The transport never holds more than about ``WRITE_HIGH_WATER`` + one batch.
+subscription wake-up (called on the publisher's stack) only asks the listener's
+``PumpScheduler`` (io/pump.py) to pump the connection; one pass then drains every pending item
+of every woken player into one ``transport.writelines`` per batch, while the transport is not
+paused (``pause_writing``/``resume_writing``), at the next loop turn or ``play_merge_ms`` after
+the first wake-up (merged write). Writing per message cost one ``writev`` per message per player
+(py-spy: 80 % of fan-out samples in ``writelines``). With ``rtmp_publish_merge_ms`` a publisher's
+socket rests that long after each read (merged read), so one read takes several messages. The
+transport never holds more than about ``WRITE_HIGH_WATER`` + one batch.
 A player that falls behind is skipped by the hub.
 
 Peer faults (``ProtocolError``) close only that connection with one log line: peer, error
@@ -24,6 +25,7 @@ import logging
 from rtmpgop.channels import Channel, Hub, Subscription
 from rtmpgop.config import Config
 from rtmpgop.errors import PathBusy, ProtocolError
+from rtmpgop.io.pump import PumpScheduler
 from rtmpgop.io.rtmp_ingest import RtmpIngest
 from rtmpgop.media import Statistics
 from rtmpgop.protocol.rtmp import events as E
@@ -75,6 +77,8 @@ class RtmpServerProtocol(asyncio.BufferedProtocol):
         self.players: dict[int, RtmpPlayer] = {}
         self._paused = False
         self._pump_scheduled = False
+        self._read_paused = False
+        self.reads = 0  # socket reads (merged read makes them fewer than messages)
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         self._started = self._last_rx = self._last_ping = self._loop.time()
@@ -93,6 +97,7 @@ class RtmpServerProtocol(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self._last_rx = self._loop.time()
+        self.reads += 1
         try:
             self.conn.buffer_updated(nbytes)
             while (ev := self.conn.next_event()) is not None:
@@ -103,6 +108,17 @@ class RtmpServerProtocol(asyncio.BufferedProtocol):
             self.close()
             return
         self._flush()
+        if self.channel is not None and self.listener.read_merge_s and not self._read_paused:
+            # merged read: let the kernel gather the next messages, then take them in one read
+            self._read_paused = True
+            self.transport.pause_reading()
+            self._loop.call_later(self.listener.read_merge_s, self._resume_read)
+
+    def _resume_read(self) -> None:
+        self._read_paused = False
+        t = self.transport
+        if t is not None and not t.is_closing():
+            t.resume_reading()
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -196,13 +212,14 @@ class RtmpServerProtocol(asyncio.BufferedProtocol):
             self.transport.writelines(out)
 
     def _wake(self) -> None:
-        """Subscription wake-up: schedule one pump for this connection (coalesces the wake-ups
-        of every message the publisher's current receive completes)."""
+        """Subscription wake-up: have the listener pump this connection once, with every other
+        woken connection (coalesces the wake-ups of every message the publisher's current
+        receive completes, and of every player)."""
         if not self._pump_scheduled:
+            self.listener.pumps.schedule(self)
             self._pump_scheduled = True
-            self._loop.call_soon(self._scheduled_pump)
 
-    def _scheduled_pump(self) -> None:
+    def run_scheduled_pump(self) -> None:
         self._pump_scheduled = False
         self._pump()
 
@@ -217,13 +234,17 @@ class RtmpServerProtocol(asyncio.BufferedProtocol):
             if len(players) == 1:
                 for player in players.values():
                     out = player.pull()
+                    drained = player.drained
             else:
                 out = []
+                drained = True
                 for player in list(players.values()):
                     out += player.pull()
-            if not out:
+                    drained = drained and player.drained
+            if out:
+                t.writelines(out)
+            if drained:
                 return
-            t.writelines(out)
 
     def _tick(self) -> None:
         now = self._loop.time()
@@ -259,6 +280,8 @@ class RtmpListener:
         self.server: asyncio.Server | None = None
         self.port = 0
         self.errors = 0  # connections closed for a protocol error
+        self.pumps = PumpScheduler(config.play_merge_ms)
+        self.read_merge_s = config.rtmp_publish_merge_ms / 1000
 
     def statistics(self) -> Statistics:
         """Totals over open connections: bytes in/out and copied, media messages in, frames

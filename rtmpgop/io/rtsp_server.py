@@ -44,6 +44,7 @@ import time
 from rtmpgop.channels import Channel, Hub
 from rtmpgop.config import Config
 from rtmpgop.errors import PathBusy, ProtocolError, RTSPError
+from rtmpgop.io.pump import PumpScheduler
 from rtmpgop.io.rtsp_ingest import RtspIngest
 from rtmpgop.media import Statistics
 from rtmpgop.protocol.rtsp import events as E
@@ -186,6 +187,7 @@ class RtspServerProtocol(asyncio.Protocol):
         self.routes: list[tuple[str, int]] = []
         self.udp_dest: dict[tuple[int, bool], tuple[str, int]] = {}
         self._paused_at: float | None = None
+        self._pump_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._stall: asyncio.TimerHandle | None = None
         self._rr_timer: asyncio.TimerHandle | None = None
@@ -370,7 +372,7 @@ class RtspServerProtocol(asyncio.Protocol):
             return
         self.conn.accept_play(self.player.start())
         self.playing = True
-        self.player.sub.set_wakeup(self._pump)
+        self.player.sub.set_wakeup(self._wake)
         log.info("rtsp %s playing %s", self.peer, self.player.sub.channel.path)
 
     # ------------------------------------------------------------------ output
@@ -381,6 +383,16 @@ class RtspServerProtocol(asyncio.Protocol):
         out = self.conn.data_to_send()
         if out and self.transport is not None and not self.transport.is_closing():
             self.transport.writelines(out)
+
+    def _wake(self) -> None:
+        """Subscription wake-up: the listener pumps this session in its next pass (io/pump.py)."""
+        if not self._pump_scheduled:
+            self.listener.pumps.schedule(self)
+            self._pump_scheduled = True
+
+    def run_scheduled_pump(self) -> None:
+        self._pump_scheduled = False
+        self._pump()
 
     def _pump(self) -> None:
         """Write the player's pending packets while the transport accepts more."""
@@ -474,6 +486,7 @@ class RtspListener:
         self.udp: _UdpPair | None = None
         self.port = 0
         self.errors = 0  # sessions closed for a protocol error or a stalled reader
+        self.pumps = PumpScheduler(config.play_merge_ms)
         self.sources = None  # io.sources.SourceManager (set by the App): on-demand cameras
 
     def auth(self, side: str) -> ServerAuth | None:

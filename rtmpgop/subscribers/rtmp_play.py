@@ -75,6 +75,7 @@ class RtmpPlayer:
         self.bytes_out = 0
         self.shared_hits = 0  # access units whose buffers another player had serialized
         self.skips = 0
+        self.drained = False  # the last pull emptied the subscription
         # the shared serialization cache of the GoP being read (one lookup per GoP, not per unit)
         self._cache: dict = {}
         self._cache_gop: object = None
@@ -82,14 +83,18 @@ class RtmpPlayer:
 
     def pull(self, max_bytes: int = PULL_BATCH_BYTES) -> list:
         """Buffers for the player, in order, up to about ``max_bytes``; [] when caught up.
+        ``drained`` is then True if the subscription has nothing more for now (no need to call
+        again before its wake-up).
 
         Includes whatever the connection had queued (acks, status replies) first."""
         out = self.conn.data_to_send()
-        size = sum(len(b) for b in out)
+        size = sum(len(b) for b in out) if out else 0
         sub = self.sub
+        self.drained = False
         while size < max_bytes:
             item = sub.get_nowait()
             if item is None:
+                self.drained = True
                 break
             if type(item) is AccessUnit:
                 got = self._access_unit(item)

@@ -108,7 +108,7 @@ def test_bad_sessions_do_not_disturb_a_live_stream(server, tmp_path, caplog, mon
         wait_live(server, path)
         player = rtsp_read(url, "tcp")
         big, owner, push_big = big_stream(server, "live/big")
-        push_big(0)
+        server.call(push_big, 0)
         stalled = never_reader(port, "live/big")
         for i in range(1, 200):
             server.call(push_big, i)

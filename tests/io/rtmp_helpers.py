@@ -30,14 +30,18 @@ def aac():
     return encode_audio("aac", seconds=1.0, rate=48000)
 
 
-def run(coro_fn):
+def run(coro_fn=None, *, config: Config | None = None):
     """Decorator for async tests: the test runs ``coro_fn(hub, lst, base, *a, **kw)`` on uvloop
-    with a fresh Hub, an RTMP listener ``lst`` on 127.0.0.1 port 0 serving it, ``base`` =
-    ``rtmp://127.0.0.1:<port>``, and a 30 s deadline; the listener is closed afterwards."""
+    with a fresh Hub, an RTMP listener ``lst`` on 127.0.0.1 port 0 serving it (with ``config``,
+    default ``Config()``), ``base`` = ``rtmp://127.0.0.1:<port>``, and a 30 s deadline; the
+    listener is closed afterwards. ``@run`` or ``@run(config=...)``."""
+    if coro_fn is None:
+        return lambda fn: run(fn, config=config)
+
     def wrapper(*a, **kw):
         async def main():
             hub = Hub()
-            lst = await rtmp_server.start(hub, Config(), "127.0.0.1", 0)
+            lst = await rtmp_server.start(hub, config or Config(), "127.0.0.1", 0)
             try:
                 async with asyncio.timeout(30):
                     await coro_fn(hub, lst, f"rtmp://127.0.0.1:{lst.port}", *a, **kw)

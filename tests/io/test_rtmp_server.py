@@ -9,6 +9,7 @@ import pytest
 import uvloop
 
 from fixtures.media import encode_video
+from rtmpgop.config import Config
 from rtmpgop.io import rtmp_server
 from rtmpgop.io.rtmp_client import RtmpClientError, open_url
 from rtmpgop.protocol.rtmp import events as E
@@ -249,3 +250,57 @@ def test_handshake_and_idle_timeouts(monkeypatch, caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert any("closed: handshake timeout" in x for x in lines), lines
     assert any("closed: idle for" in x for x in lines), lines
+
+
+@run(config=Config(play_merge_ms=150))
+async def test_merged_write_sends_a_burst_in_one_pass_and_loses_nothing(hub, lst, base):
+    """play_merge_ms: frames published 10 ms apart within one window reach the player in one
+    pump pass (one writelines), all of them, in order; without the option each is its own."""
+    video = h264()
+    pub = await open_url(base + "/live/mw", "publish")
+    send_headers(pub, video)
+    frames = interleave(video)
+    for ms, _, kind, p in frames[:15]:  # the first GoP
+        send_packet(pub, video, ms, kind, p)
+    player = await open_url(base + "/live/mw", "play")
+    await collect(player, lambda ev: len(media(ev, E.VideoData)) >= 15)
+    await asyncio.sleep(0.3)  # let any window still open close
+    passes = lst.pumps.passes
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    for ms, _, kind, p in frames[15:21]:
+        send_packet(pub, video, ms, kind, p)
+        await asyncio.sleep(0.01)
+    events = await collect(player, lambda ev: len(media(ev, E.VideoData)) >= 6)
+    waited = loop.time() - t0
+    got = media(events, E.VideoData)
+    assert [v.payload for v in got] == [p.data for _, _, _, p in frames[15:21]]
+    assert lst.pumps.passes - passes == 1
+    assert waited >= 0.14  # the first frame waited out the window
+    pub.close()
+    player.close()
+
+
+@run(config=Config(rtmp_publish_merge_ms=150))
+async def test_merged_read_takes_a_burst_in_few_reads(hub, lst, base):
+    """rtmp_publish_merge_ms: after a read the publisher's socket rests for the window, so
+    frames sent 10 ms apart arrive in a few reads, and every one reaches the channel."""
+    video = h264()
+    pub = await open_url(base + "/live/mr", "publish")
+    send_headers(pub, video)
+    await asyncio.sleep(0.3)
+    (conn,) = [c for c in lst.connections if c.channel is not None]
+    reads = conn.reads
+    frames = interleave(video)[:20]
+    for ms, _, kind, p in frames:
+        send_packet(pub, video, ms, kind, p)
+        await asyncio.sleep(0.01)  # 200 ms of sending: two windows
+    ch = hub.get("live/mr")
+    async with asyncio.timeout(5):
+        while ch.frames_in < len(frames):
+            await asyncio.sleep(0.02)
+    assert ch.frames_in == len(frames)
+    pushed = [it.payload for gop in ch.ring for it in gop.items if hasattr(it, "payload")]
+    assert pushed == [p.data for _, _, _, p in frames]
+    assert conn.reads - reads <= 4  # not one per message
+    pub.close()

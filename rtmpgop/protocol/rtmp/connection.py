@@ -85,7 +85,10 @@ class RtmpConnection:
 
     def data_to_send(self) -> list:
         """Buffers queued for the peer, for one ``transport.writelines`` call (then cleared)."""
-        out, self._out = self._out, []
+        out = self._out
+        if not out:
+            return []
+        self._out = []
         self.bytes_sent += sum(len(b) for b in out)
         return out
 
