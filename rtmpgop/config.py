@@ -19,8 +19,9 @@ from rtmpgop.errors import ConfigError
 ENV_PREFIX = "RTMPGOP_"
 
 MAX_MERGE_MS = 1000
-"""Largest RTMP merged write/read delay accepted: past a second it is no longer live (SRS
-recommends 300-2000 ms for its merged read, 350 ms by default for its merged write)."""
+"""Largest merged write/read delay accepted (``play_merge_ms``, ``rtmp_publish_merge_ms``):
+past a second it is no longer live (SRS recommends 300-2000 ms for its merged read and uses
+350 ms by default for its merged write)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,7 @@ class Config:
     hls_target_duration: int = 2  # seconds; GoPs longer than this overrun segments
     hls_window_segments: int = 7  # segments kept in the playlist (Apple 8.11: >= 6)
     hls: str = "always"  # "always" | "on_demand" | "off": when LL-HLS muxers run (README)
-    # merged write to RTMP/RTSP players and merged read from RTMP publishers (SRS's mw_latency
+    # merged write to RTMP/RTSP-TCP players, merged read from RTMP publishers (SRS's mw_latency
     # and mr_latency): fewer wake-ups and syscalls per message for a bounded delay; 0 = at once
     play_merge_ms: int = 50
     rtmp_publish_merge_ms: int = 0

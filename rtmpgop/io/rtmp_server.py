@@ -108,7 +108,8 @@ class RtmpServerProtocol(asyncio.BufferedProtocol):
             self.close()
             return
         self._flush()
-        if self.channel is not None and self.listener.read_merge_s and not self._read_paused:
+        if (self.channel is not None and self.listener.read_merge_s and not self._read_paused
+                and not self.transport.is_closing()):
             # merged read: let the kernel gather the next messages, then take them in one read
             self._read_paused = True
             self.transport.pause_reading()

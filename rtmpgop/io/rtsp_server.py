@@ -385,9 +385,12 @@ class RtspServerProtocol(asyncio.Protocol):
             self.transport.writelines(out)
 
     def _wake(self) -> None:
-        """Subscription wake-up: the listener pumps this session in its next pass (io/pump.py)."""
+        """Subscription wake-up: the listener pumps this session in its next pass (io/pump.py;
+        TCP players with the merged-write delay, UDP players at the next loop turn)."""
         if not self._pump_scheduled:
-            self.listener.pumps.schedule(self)
+            # UDP players are not merged: a window's packets sent at once could overrun the
+            # shared socket's send buffer, and UDP drops what does not fit
+            (self.listener.pumps_udp if self.udp_dest else self.listener.pumps).schedule(self)
             self._pump_scheduled = True
 
     def run_scheduled_pump(self) -> None:
@@ -486,7 +489,8 @@ class RtspListener:
         self.udp: _UdpPair | None = None
         self.port = 0
         self.errors = 0  # sessions closed for a protocol error or a stalled reader
-        self.pumps = PumpScheduler(config.play_merge_ms)
+        self.pumps = PumpScheduler(config.play_merge_ms)  # TCP players
+        self.pumps_udp = PumpScheduler(0)
         self.sources = None  # io.sources.SourceManager (set by the App): on-demand cameras
 
     def auth(self, side: str) -> ServerAuth | None:
