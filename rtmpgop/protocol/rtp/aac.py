@@ -63,6 +63,8 @@ class AACDepacketizer:
             raise Unsupported("RFC 3640 constant-size AUs (sizelength=0) are not supported")
         self.config = config
         self.fmt = fmt
+        # AAC-hbr without optional fields: each AU header is 16 bits (13-bit size, 3-bit index)
+        self._two_byte_headers = fmt == AAC_HBR
         self.frame_length = 1024
         if config is not None:
             self.frame_length = caac.parse_asc(config.record).frame_length
@@ -82,8 +84,14 @@ class AACDepacketizer:
         hbytes = (bits + 7) // 8
         if 2 + hbytes > len(payload):
             raise RTPError("AU headers past end", bits=bits, length=len(payload))
-        r = BitReader(payload[2:2 + hbytes])
         f = self.fmt
+        if self._two_byte_headers and bits == 16:  # AAC-hbr, one AU: the common packet
+            word = payload[2] << 8 | payload[3]
+            if word & 7:
+                raise Unsupported("RFC 3640 interleaving (AU index != 0) is not supported",
+                                  index=word & 7)
+            return [word >> 3], 4
+        r = BitReader(payload[2:2 + hbytes])
         sizes = []
         try:
             while r.position < bits:
