@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class Pumped(Protocol):
     peer: str
 
-    def run_scheduled_pump(self) -> None: ...
+    def pump(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -40,14 +40,13 @@ class PumpScheduler:
     def __init__(self, merge_ms: int = 0) -> None:
         self.merge_s = merge_ms / 1000
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the first schedule
-        self._due: list[Pumped] = []
+        self._due: dict[Pumped, None] = {}  # in wake-up order, each connection once
         self._pending = False
         self.passes = 0  # statistics: pump passes run
 
     def schedule(self, conn: Pumped) -> None:
-        """Have ``conn.run_scheduled_pump()`` called in the next pass. The caller keeps its own
-        "already scheduled" flag (set after this returns, cleared by ``run_scheduled_pump``) so
-        it is listed once. Call it on the loop's thread (the hub is not thread-safe)."""
+        """Have ``conn.pump()`` called in the next pass (once, however often it is woken
+        before). Call it on the loop's thread (the hub is not thread-safe)."""
         if not self._pending:
             loop = self._loop
             if loop is None:
@@ -57,15 +56,15 @@ class PumpScheduler:
             else:
                 loop.call_soon(self._run)
             self._pending = True  # only once a pass is really scheduled
-        self._due.append(conn)
+        self._due[conn] = None
 
     def _run(self) -> None:
         self._pending = False
         self.passes += 1
-        due, self._due = self._due, []
+        due, self._due = self._due, {}
         for conn in due:
             try:
-                conn.run_scheduled_pump()
+                conn.pump()
             except Exception:  # one connection's bug must not starve the others
                 log.exception("%s: pump failed; closing the connection", conn.peer)
                 conn.close()

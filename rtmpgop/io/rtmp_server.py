@@ -76,7 +76,6 @@ class RtmpServerProtocol(asyncio.BufferedProtocol):
         self._publish_msid = 0
         self.players: dict[int, RtmpPlayer] = {}
         self._paused = False
-        self._pump_scheduled = False
         self._read_paused = False
         self.reads = 0  # socket reads (merged read makes them fewer than messages)
         self._timer: asyncio.TimerHandle | None = None
@@ -126,7 +125,7 @@ class RtmpServerProtocol(asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self._paused = False
-        self._pump()
+        self.pump()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.listener.connections.discard(self)
@@ -206,7 +205,7 @@ class RtmpServerProtocol(asyncio.BufferedProtocol):
     # ------------------------------------------------------------------ output
     def _flush(self) -> None:
         if self.players:
-            self._pump()
+            self.pump()
             return
         out = self.conn.data_to_send()
         if out and self.transport is not None and not self.transport.is_closing():
@@ -216,15 +215,9 @@ class RtmpServerProtocol(asyncio.BufferedProtocol):
         """Subscription wake-up: have the listener pump this connection once, with every other
         woken connection (coalesces the wake-ups of every message the publisher's current
         receive completes, and of every player)."""
-        if not self._pump_scheduled:
-            self.listener.pumps.schedule(self)
-            self._pump_scheduled = True
+        self.listener.pumps.schedule(self)
 
-    def run_scheduled_pump(self) -> None:
-        self._pump_scheduled = False
-        self._pump()
-
-    def _pump(self) -> None:
+    def pump(self) -> None:
         """Write players' pending items, one ``writelines`` per batch, while the transport
         accepts more."""
         t = self.transport

@@ -187,7 +187,6 @@ class RtspServerProtocol(asyncio.Protocol):
         self.routes: list[tuple[str, int]] = []
         self.udp_dest: dict[tuple[int, bool], tuple[str, int]] = {}
         self._paused_at: float | None = None
-        self._pump_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._stall: asyncio.TimerHandle | None = None
         self._rr_timer: asyncio.TimerHandle | None = None
@@ -231,7 +230,7 @@ class RtspServerProtocol(asyncio.Protocol):
         if self._stall is not None:
             self._stall.cancel()
             self._stall = None
-        self._pump()
+        self.pump()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -378,7 +377,7 @@ class RtspServerProtocol(asyncio.Protocol):
     # ------------------------------------------------------------------ output
     def _flush(self) -> None:
         if self.playing:
-            self._pump()
+            self.pump()
             return
         out = self.conn.data_to_send()
         if out and self.transport is not None and not self.transport.is_closing():
@@ -387,17 +386,11 @@ class RtspServerProtocol(asyncio.Protocol):
     def _wake(self) -> None:
         """Subscription wake-up: the listener pumps this session in its next pass (io/pump.py;
         TCP players with the merged-write delay, UDP players at the next loop turn)."""
-        if not self._pump_scheduled:
-            # UDP players are not merged: a window's packets sent at once could overrun the
-            # shared socket's send buffer, and UDP drops what does not fit
-            (self.listener.pumps_udp if self.udp_dest else self.listener.pumps).schedule(self)
-            self._pump_scheduled = True
+        # UDP players are not merged: a window's packets sent at once could overrun the shared
+        # socket's send buffer, and UDP drops what does not fit
+        (self.listener.pumps_udp if self.udp_dest else self.listener.pumps).schedule(self)
 
-    def run_scheduled_pump(self) -> None:
-        self._pump_scheduled = False
-        self._pump()
-
-    def _pump(self) -> None:
+    def pump(self) -> None:
         """Write the player's pending packets while the transport accepts more."""
         t, player = self.transport, self.player
         if t is None or t.is_closing() or player is None:
