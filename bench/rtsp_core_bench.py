@@ -2,9 +2,10 @@
 benchmark media (bench/loadgen/media.py, 640x360 H.264 + AAC, MTU 1200) published over TCP
 interleaved into one ``ServerConnection``, fed in 64 KiB reads and drained to events.
 
-    python bench/rtsp_core_bench.py [--profile]
+    python bench/rtsp_core_bench.py [--profile] [--runs N]
 
-Prints the best of three runs in microseconds per RTP packet (``--profile``: cProfile, top 20
+Prints the best of N runs (default 20: a run lasts ~20 ms, shorter than the machine's swings)
+in microseconds per RTP packet (``--profile``: cProfile, top 20
 by own time). bench/rtsp_bench.py measures the whole server; this isolates the core.
 """
 
@@ -70,6 +71,7 @@ def _run(server: ServerConnection, reads: list[bytes]) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--runs", type=int, default=20)
     args = ap.parse_args()
     media = load_media()
     tracks = _tracks(media)
@@ -81,13 +83,13 @@ def main() -> None:
         pstats.Stats(prof).sort_stats("tottime").print_stats(20)
         return
     best, events = float("inf"), 0
-    for _ in range(3):
+    for _ in range(args.runs):
         server = _recording(tracks)
         t = time.perf_counter()
         events = _run(server, reads)
         best = min(best, time.perf_counter() - t)
     print(f"{packets} RTP packets, {sum(map(len, reads)) / 1e6:.1f} MB, {events} events: "
-          f"{best * 1e3:.0f} ms, {best / packets * 1e6:.2f} us/packet (best of 3)")
+          f"{best * 1e3:.0f} ms, {best / packets * 1e6:.2f} us/packet (best of {args.runs})")
 
 
 if __name__ == "__main__":

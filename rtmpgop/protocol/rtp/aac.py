@@ -23,8 +23,7 @@ from rtmpgop.codecs import aac as caac
 from rtmpgop.codecs.bits import BitReader
 from rtmpgop.errors import CodecError, LimitExceeded, RTPError, Unsupported
 from rtmpgop.media import Codec, CodecConfig
-from rtmpgop.protocol.rtp.base import Frame, PacketOrder, Packetizer
-from rtmpgop.protocol.rtp.packet import RTPPacket
+from rtmpgop.protocol.rtp.base import Depacketizer, Frame, PacketOrder, Packetizer
 
 MAX_AAC_AU_BYTES = 64 * 1024
 """Largest AAC access unit: 6144 bits per channel (ISO 14496-3 4.5.3.1) times 48 channels
@@ -55,7 +54,7 @@ def _is_adts(data: memoryview) -> bool:
     return len(data) >= 7 and data[0] == 0xFF and data[1] & 0xF6 == 0xF0
 
 
-class AACDepacketizer:
+class AACDepacketizer(Depacketizer):
     """RTP packets -> ``Frame`` per raw AAC frame. ``config`` from the SDP ``config=``."""
 
     def __init__(self, config: CodecConfig | None, fmt: AUHeaderFormat = AAC_HBR) -> None:
@@ -121,13 +120,14 @@ class AACDepacketizer:
             pos += (f.auxiliary_data_size_length + aux + 7) // 8
         return sizes, pos
 
-    def push(self, packet: RTPPacket) -> list[Frame]:
+    def receive(self, seq: int, timestamp: int, marker: bool,
+                payload: memoryview) -> list[Frame]:
         """Add one packet (in sequence order); return the AAC frames it completes.
 
         Raises ``RTPError``/``Unsupported``/``LimitExceeded``; the fragment in progress is then
         dropped and the depacketizer stays usable.
         """
-        ts, gap, payload = self._order.step(packet)
+        ts, gap = self._order.step(seq, timestamp)
         if self._frag is not None and (gap or ts != self._frag_ts):
             self._frag = None
             self.dropped_frames += 1
@@ -148,14 +148,14 @@ class AACDepacketizer:
             if self._frag_size > MAX_AAC_AU_BYTES:
                 self._frag = None
                 raise LimitExceeded("MAX_AAC_AU_BYTES", self._frag_size, MAX_AAC_AU_BYTES)
-            if packet.marker or self._frag_size >= self._frag_total:
+            if marker or self._frag_size >= self._frag_total:
                 au = b"".join(self._frag)
                 self._frag = None
                 return self._frames([au], self._frag_ts)
             return []
-        if len(sizes) == 1 and sizes[0] > len(data) and (self._resync or packet.marker):
+        if len(sizes) == 1 and sizes[0] > len(data) and (self._resync or marker):
             # The middle or tail of a fragmented AU whose start we did not see: skip to M=1.
-            self._resync = not packet.marker
+            self._resync = not marker
             return []
         self._resync = False
         if len(sizes) == 1 and sizes[0] > len(data):
@@ -201,7 +201,7 @@ class AACDepacketizer:
 MAX_LATM_ELEMENT_BYTES = 64 * 1024  # an AudioMuxElement holds a few AAC frames at most
 
 
-class LATMDepacketizer:
+class LATMDepacketizer(Depacketizer):
     """MP4A-LATM (RFC 6416 6.1) with the StreamMuxConfig out of band (``cpresent=0``, read
     from the SDP): each AudioMuxElement (possibly fragmented, M=1 on its last packet) holds
     ``subframes`` payloads, each ``PayloadLengthInfo`` (bytes of 255, then the rest) plus the
@@ -217,10 +217,11 @@ class LATMDepacketizer:
         self._size = 0
         self.dropped_frames = 0
 
-    def push(self, packet: RTPPacket) -> list[Frame]:
+    def receive(self, seq: int, timestamp: int, marker: bool,
+                view: memoryview) -> list[Frame]:
         """Add one packet; return the AAC frames of a completed AudioMuxElement.
         Raises ``RTPError``/``LimitExceeded`` (the element is dropped)."""
-        ts, gap, view = self._order.step(packet)
+        ts, gap = self._order.step(seq, timestamp)
         if gap:
             if self._parts:
                 self.dropped_frames += 1
@@ -230,7 +231,7 @@ class LATMDepacketizer:
         if self._size > MAX_LATM_ELEMENT_BYTES:
             size, self._parts, self._size = self._size, [], 0
             raise LimitExceeded("MAX_LATM_ELEMENT_BYTES", size, MAX_LATM_ELEMENT_BYTES)
-        if not packet.marker:
+        if not marker:
             return []
         data = self._parts[0] if len(self._parts) == 1 else memoryview(b"".join(self._parts))
         self._parts, self._size = [], 0

@@ -18,9 +18,8 @@ from rtmpgop import codecs
 from rtmpgop.codecs import av1 as cav1
 from rtmpgop.errors import CodecError, LimitExceeded, RTPError
 from rtmpgop.media import Codec, CodecConfig
-from rtmpgop.protocol.rtp.base import Frame, PacketOrder, Packetizer
+from rtmpgop.protocol.rtp.base import Depacketizer, Frame, PacketOrder, Packetizer
 from rtmpgop.protocol.rtp.nal import MAX_AU_BYTES
-from rtmpgop.protocol.rtp.packet import RTPPacket
 
 MAX_OBUS_PER_TU = 64
 """OBUs per temporal unit: a sequence header, metadata, and one frame or frame header plus
@@ -36,7 +35,7 @@ def _read_leb(view: memoryview, pos: int) -> tuple[int, int]:
         raise RTPError("truncated OBU element length", offset=pos) from None
 
 
-class AV1Depacketizer:
+class AV1Depacketizer(Depacketizer):
     """RTP packets -> ``Frame`` holding one temporal unit. ``config`` (av1C) or None."""
 
     def __init__(self, config: CodecConfig | None = None) -> None:
@@ -55,12 +54,13 @@ class AV1Depacketizer:
         self._frag: list[memoryview] | None = None
         self.dropped_frames = 0
 
-    def push(self, packet: RTPPacket) -> list[Frame]:
+    def receive(self, seq: int, timestamp: int, marker: bool,
+                view: memoryview) -> list[Frame]:
         """Add one packet (in sequence order); return the temporal units it completes.
 
         Raises ``RTPError``/``LimitExceeded``; the unit in progress is then dropped.
         """
-        ts, gap, view = self._order.step(packet)
+        ts, gap = self._order.step(seq, timestamp)
         out: list[Frame] = []
         if self._tu_ts is not None and ts != self._tu_ts:
             self._frag = None
@@ -73,7 +73,7 @@ class AV1Depacketizer:
         except (RTPError, LimitExceeded, CodecError):
             self._reset()
             raise
-        if packet.marker:
+        if marker:
             out += self._emit()
         return out
 

@@ -2,14 +2,18 @@
 ``Packetizer`` base that numbers and stamps outgoing packets (RFC 3550 5.1).
 
 Depacketizer contract (``rtp/h264.py``, ``h265.py``, ``aac.py``, ``opus.py``, ``av1.py``):
-``push(packet: RTPPacket) -> list[Frame]`` takes packets in sequence order (put a
-``ReorderBuffer`` in front for UDP) and returns the access units they complete, with
+``receive(seq, timestamp, marker, payload) -> list[Frame]`` takes the fields of packets in
+sequence order (put a ``ReorderBuffer`` in front for UDP; ``payload`` a ``memoryview``) and
+returns the access units they complete, with
 ``pts`` = the RTP timestamp unwrapped to 64 bits, payload in hub form (``rtmpgop.media``), and
 ``config`` set when the decoder configuration is new or changed (in-band parameter sets).
 Payload views of the packets may be held until the access unit is complete, then joined with
 one copy, so packet buffers must not be mutated while a depacketizer holds them (asyncio gives
 immutable ``bytes``). After a peer fault (``RTPError``/``LimitExceeded``) the depacketizer has
 dropped the unit in progress and stays usable: the caller may log and continue.
+``push(packet: RTPPacket)`` (the ``Depacketizer`` base) does the same from a parsed packet; the
+receive path (``receiver.py``) calls ``receive`` with fields read straight off the wire, so the
+common packet costs no ``RTPPacket`` object.
 
 Packetizer contract: ``packetize(payload, pts) -> list[bytes]``, whole RTP packets no larger
 than ``mtu``, marker set on the last packet of the access unit.
@@ -44,25 +48,42 @@ class Frame:
 
 
 class PacketOrder:
-    """What every depacketizer reads first from a packet: ``step(packet)`` returns (RTP
+    """What every depacketizer does first with a packet: ``step(seq, timestamp)`` returns (RTP
     timestamp unwrapped to 64 bits, whether sequence numbers were skipped since the previous
-    packet (a loss: drop the unit in progress), payload as a ``memoryview``)."""
+    packet: a loss, drop the unit in progress). ``last_seq``, ``raw`` and ``ts`` are the
+    previous packet's sequence number, raw and unwrapped timestamps (``nal.py`` reads them to
+    take a middle fragment without a call)."""
 
-    __slots__ = ("_ts", "_last_seq")
+    __slots__ = ("_unwrap", "last_seq", "raw", "ts")
 
     def __init__(self) -> None:
-        self._ts = Unwrapper(32)
-        self._last_seq: int | None = None
+        self._unwrap = Unwrapper(32).unwrap
+        self.last_seq = -2  # no packet yet: -1 is never a sequence number
+        self.raw = -1
+        self.ts = 0
 
-    def step(self, packet) -> tuple[int, bool, memoryview]:
-        seq = packet.sequence
-        last = self._last_seq
-        self._last_seq = seq
+    def step(self, seq: int, timestamp: int) -> tuple[int, bool]:
+        last = self.last_seq
+        self.last_seq = seq
+        if timestamp != self.raw:  # the packets of one frame share their timestamp
+            self.raw = timestamp
+            self.ts = self._unwrap(timestamp)
+        return self.ts, last >= 0 and seq != (last + 1) & 0xFFFF
+
+
+class Depacketizer:
+    """Base of the depacketizers: ``push`` feeds a parsed ``RTPPacket`` to ``receive``."""
+
+    def push(self, packet) -> list[Frame]:
+        """Add one packet (in sequence order); return the frames it completes."""
         payload = packet.payload
-        if type(payload) is not memoryview:
-            payload = memoryview(payload)
-        return (self._ts.unwrap(packet.timestamp),
-                last is not None and seq != (last + 1) & 0xFFFF, payload)
+        return self.receive(packet.sequence, packet.timestamp, packet.marker,
+                            payload if type(payload) is memoryview else memoryview(payload))
+
+    def receive(self, seq: int, timestamp: int, marker: bool,
+                payload: memoryview) -> list[Frame]:
+        """Add one packet's fields; return the frames it completes (module docstring)."""
+        raise NotImplementedError
 
 
 class Packetizer:

@@ -37,6 +37,7 @@ class H264Depacketizer(NALDepacketizer):
     """RTP packets -> ``Frame`` with an AVCC payload. ``config`` from the SDP, or None."""
 
     MAX_NALUS_PER_AU = MAX_NALUS_PER_AU
+    FU_FIRST_BYTES = frozenset(b for b in range(256) if b & 0x1F == FU_A)
 
     def __init__(self, config: CodecConfig | None = None) -> None:
         super().__init__(config)

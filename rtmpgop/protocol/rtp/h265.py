@@ -26,6 +26,8 @@ class H265Depacketizer(NALDepacketizer):
     """RTP packets -> ``Frame`` with a length-prefixed payload. ``config`` from the SDP."""
 
     MAX_NALUS_PER_AU = MAX_NALUS_PER_AU
+    FU_FIRST_BYTES = frozenset(b for b in range(256) if (b >> 1) & 0x3F == FU)
+    FU_HEADER_AT = 2
 
     def __init__(self, config: CodecConfig | None = None) -> None:
         super().__init__(config)

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from rtmpgop.errors import CodecError, LimitExceeded, RTPError
 from rtmpgop.media import CodecConfig
-from rtmpgop.protocol.rtp.base import Frame, PacketOrder, Packetizer
-from rtmpgop.protocol.rtp.packet import RTPPacket
+from rtmpgop.protocol.rtp.base import Depacketizer, Frame, PacketOrder, Packetizer
 
 MAX_AU_BYTES = 8 * 1024 * 1024
 """Largest access unit we assemble (gortsplib's limit): a 4K intra frame at a very high
@@ -29,10 +28,12 @@ def _len4(n: int) -> bytes:
     return _LEN[n] if n < 256 else n.to_bytes(4, "big")
 
 
-class NALDepacketizer:
+class NALDepacketizer(Depacketizer):
     """Base class; subclasses implement ``_split`` (packet -> NAL part lists) and the hooks."""
 
     MAX_NALUS_PER_AU = 50  # overridden per codec
+    FU_FIRST_BYTES: frozenset[int] = frozenset()  # payload first bytes that make an FU
+    FU_HEADER_AT = 1  # offset of the FU header: after the 1- or 2-byte payload header
 
     def __init__(self, config: CodecConfig | None) -> None:
         self.config = config
@@ -63,17 +64,32 @@ class NALDepacketizer:
         raise NotImplementedError
 
     # -- driver ------------------------------------------------------------------------
-    def push(self, packet: RTPPacket) -> list[Frame]:
+    def receive(self, seq: int, timestamp: int, marker: bool,
+                payload: memoryview) -> list[Frame]:
         """Add one packet (in sequence order); return the access units it completes.
 
         Raises ``RTPError`` on a malformed or refused payload and ``LimitExceeded`` on an
         oversized access unit; either way the unit in progress is dropped.
         """
-        ts, gap, payload = self._order.step(packet)
-        out: list[Frame] = []
-        if self._au_ts is not None and ts != self._au_ts:
+        order = self._order
+        if (self._fu is not None and timestamp == order.raw and not marker
+                and seq == (order.last_seq + 1) & 0xFFFF):
+            # A middle fragment of the NAL unit in progress (most packets of a frame): taken
+            # here, without the calls of the general path below.
+            h = self.FU_HEADER_AT
+            if (len(payload) > h + 1 and not payload[h] & 0xC0
+                    and payload[0] in self.FU_FIRST_BYTES):
+                size = self._fu_size + len(payload) - h - 1
+                if self._size + size <= MAX_AU_BYTES:
+                    order.last_seq = seq
+                    self._fu.append(payload[h + 1:])
+                    self._fu_size = size
+                    return []
+        ts, gap = order.step(seq, timestamp)
+        out = None
+        if ts != self._au_ts and self._au_ts is not None:
             self._drop_fu()
-            out += self._emit()
+            out = self._emit()
         if gap:
             self._drop_fu()
         self._au_ts = ts
@@ -85,9 +101,9 @@ class NALDepacketizer:
         except (RTPError, CodecError, LimitExceeded):
             self._reset_au()
             raise
-        if packet.marker:
-            out += self._emit()
-        return out
+        if marker:
+            return out + self._emit() if out else self._emit()
+        return out or []
 
     def _drop_fu(self) -> None:
         if self._fu is not None:

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from rtmpgop.errors import LimitExceeded
 from rtmpgop.media import CodecConfig
-from rtmpgop.protocol.rtp.base import Frame, Packetizer
-from rtmpgop.protocol.rtp.packet import RTPPacket, Unwrapper
+from rtmpgop.protocol.rtp.base import Depacketizer, Frame, Packetizer
+from rtmpgop.protocol.rtp.packet import Unwrapper
 
 MAX_OPUS_PACKET = 120 * 1275 // 20 + 64
 """6 frames of 20 ms at the 1275-byte maximum (RFC 6716 3.4) plus headroom: larger payloads
 cannot be Opus."""
 
 
-class OpusDepacketizer:
+class OpusDepacketizer(Depacketizer):
     """RTP packets -> one ``Frame`` each; ``config`` (OpusHead) from the SDP."""
 
     def __init__(self, config: CodecConfig) -> None:
@@ -26,11 +26,12 @@ class OpusDepacketizer:
         self._announced = False
         self._ts = Unwrapper(32)
 
-    def push(self, packet: RTPPacket) -> list[Frame]:
+    def receive(self, seq: int, timestamp: int, marker: bool,
+                payload: memoryview) -> list[Frame]:
         """Return the Opus packet as a frame. Raises ``LimitExceeded`` on an oversized one;
         empty payloads (DTX gaps) produce nothing."""
-        ts = self._ts.unwrap(packet.timestamp)
-        n = len(packet.payload)
+        ts = self._ts.unwrap(timestamp)
+        n = len(payload)
         if n == 0:
             return []
         if n > MAX_OPUS_PACKET:
@@ -39,7 +40,7 @@ class OpusDepacketizer:
         if not self._announced:
             self._announced = True
             changed = self.config
-        return [Frame(ts, bytes(packet.payload), True, changed)]
+        return [Frame(ts, bytes(payload), True, changed)]
 
 
 class OpusPacketizer(Packetizer):

@@ -9,12 +9,16 @@ access units that follow), then ``AccessUnit``s with ``dts <= pts`` and monotoni
 
 from __future__ import annotations
 
+import struct
+
 from rtmpgop.errors import ProtocolError
 from rtmpgop.media import AccessUnit, MediaKind, Statistics, Track
 from rtmpgop.protocol.rtp import rtcp
 from rtmpgop.protocol.rtp.base import Frame
 from rtmpgop.protocol.rtp.dts import DTSExtractor, reorder_depth
-from rtmpgop.protocol.rtp.packet import ReorderBuffer, RTPPacket, Unwrapper, parse_rtp
+from rtmpgop.protocol.rtp.packet import RTP_HEADER_SIZE, ReorderBuffer, RTPPacket, parse_rtp
+
+_FIXED = struct.Struct(">BHII").unpack_from  # the fixed header after its first byte
 
 
 class TrackReceiver:
@@ -27,7 +31,7 @@ class TrackReceiver:
         self.reorder = ReorderBuffer() if reorder else None
         self.receiver_ssrc = receiver_ssrc
         self.ssrc: int | None = None
-        self._seq = Unwrapper(16)
+        self._receive = depacketizer.receive
         self.stats: rtcp.ReceptionStats | None = None
         video = track.kind is MediaKind.VIDEO
         self._dts = DTSExtractor(reorder_depth(track.config) if video and track.config.record
@@ -45,17 +49,26 @@ class TrackReceiver:
         Raises ``RTPError``/``LimitExceeded``/``Unsupported`` on a bad packet or payload; the
         receiver stays usable (count it and go on, or close, as the caller prefers).
         """
-        pkt = parse_rtp(data)
+        view = data if type(data) is memoryview else memoryview(data)
+        if self.reorder is None and len(view) >= RTP_HEADER_SIZE and view[0] == 0x80:
+            # The common packet (version 2; no padding, extension or CSRC) over TCP: its
+            # fields go straight to the depacketizer, no RTPPacket (runs ~17 times a frame).
+            b1, seq, ts, ssrc = _FIXED(view, 1)
+            if ssrc != self.ssrc:
+                self._new_source(ssrc)
+            if arrival is not None:
+                self.stats.on_packet(seq, ts, arrival)
+            try:
+                frames = self._receive(seq, ts, b1 > 0x7F, view[RTP_HEADER_SIZE:])
+            except ProtocolError:
+                self.errors += 1
+                raise
+            return self._items(frames) if frames else []
+        pkt = parse_rtp(view)
         if pkt.ssrc != self.ssrc:
-            # New source (first packet, or encoder restart): sequence origin starts over.
-            self.ssrc = pkt.ssrc
-            self._seq = Unwrapper(16)
-            self.stats = rtcp.ReceptionStats(pkt.ssrc, self.track.clock_rate)
-            if self.reorder is not None:
-                self.reorder = ReorderBuffer(self.reorder.window)
+            self._new_source(pkt.ssrc)
         if arrival is not None:
-            self.stats.on_rtp(self._seq.unwrap(pkt.sequence), pkt.timestamp,
-                              int(arrival * self.stats.clock_rate))
+            self.stats.on_packet(pkt.sequence, pkt.timestamp, arrival)
         if self.reorder is None:
             return self._depacketize(pkt)
         out: list[AccessUnit | Track] = []
@@ -63,14 +76,22 @@ class TrackReceiver:
             out += self._depacketize(p)
         return out
 
+    def _new_source(self, ssrc: int) -> None:
+        # New source (first packet, or encoder restart): sequence origin starts over.
+        self.ssrc = ssrc
+        self.stats = rtcp.ReceptionStats(ssrc, self.track.clock_rate)
+        if self.reorder is not None:
+            self.reorder = ReorderBuffer(self.reorder.window)
+
     def _depacketize(self, pkt: RTPPacket) -> list[AccessUnit | Track]:
         try:
             frames = self.depacketizer.push(pkt)
         except ProtocolError:
             self.errors += 1
             raise
-        if not frames:
-            return []  # most packets complete no access unit
+        return self._items(frames) if frames else []  # most packets complete no unit
+
+    def _items(self, frames: list[Frame]) -> list[AccessUnit | Track]:
         out: list[AccessUnit | Track] = []
         for f in frames:
             if f.config is not None:

@@ -235,12 +235,12 @@ def build_bye(bye: Goodbye) -> bytes:
 class ReceptionStats:
     """Receiver-side counters of one source, producing RR report blocks (RFC 3550 A.3, A.8).
 
-    Feed every received packet with ``on_rtp(ext_seq, rtp_ts, arrival)`` (``arrival`` in the
-    RTP clock, from the caller's clock) and every SR with ``on_sr(sr, now)``.
+    Feed every received packet with ``on_packet(seq, rtp_ts, arrival)`` (``arrival`` in
+    seconds on the caller's clock) and every SR with ``on_sr(sr, now)``.
     """
 
     __slots__ = ("ssrc", "clock_rate", "base_seq", "max_seq", "received", "jitter",
-                 "_transit", "_expected_prior", "_received_prior", "_lsr", "_sr_at")
+                 "_transit", "_expected_prior", "_received_prior", "_lsr", "_sr_at", "_last_ext", "_last_ts")
 
     def __init__(self, ssrc: int, clock_rate: int) -> None:
         self.ssrc = ssrc
@@ -254,19 +254,31 @@ class ReceptionStats:
         self._received_prior = 0
         self._lsr = 0
         self._sr_at: float | None = None
+        self._last_ext: int | None = None  # on_packet's unwrapping reference
+        self._last_ts = -1  # RTP timestamp of the previous packet
 
-    def on_rtp(self, ext_seq: int, rtp_ts: int, arrival: int) -> None:
-        """Count one packet; ``ext_seq`` unwrapped, ``arrival`` in RTP clock units."""
-        if self.base_seq is None:
-            self.base_seq = self.max_seq = ext_seq
-        elif ext_seq > self.max_seq:
-            self.max_seq = ext_seq
+    def on_packet(self, seq: int, rtp_ts: int, arrival: float) -> None:
+        """Count one received packet: ``seq`` its 16-bit sequence number (unwrapped here, as
+        ``packet.Unwrapper`` does), ``arrival`` in seconds on the caller's clock."""
+        last = self._last_ext
+        if last is None:
+            ext = self.base_seq = self.max_seq = seq
+        else:
+            diff = (seq - last) & 0xFFFF
+            ext = last + diff - 0x10000 if diff >= 0x8000 else last + diff
+            if ext > self.max_seq:
+                self.max_seq = ext
+        self._last_ext = ext
         self.received += 1
-        transit = arrival - rtp_ts
-        if self._transit is not None:
-            d = abs(transit - self._transit)
-            self.jitter += (d - self.jitter) / 16
-        self._transit = transit
+        if rtp_ts != self._last_ts:
+            # Jitter from the first packet of each timestamp, as libwebrtc does: the packets
+            # of one frame share it and leave together, so the rest add only the send spread.
+            self._last_ts = rtp_ts
+            transit = int(arrival * self.clock_rate) - rtp_ts
+            if self._transit is not None:
+                d = abs(transit - self._transit)
+                self.jitter += (d - self.jitter) / 16
+            self._transit = transit
 
     def on_sr(self, sr: SenderReport, now: float) -> None:
         """Remember the last SR (for LSR/DLSR); ``now`` in seconds on the caller's clock."""

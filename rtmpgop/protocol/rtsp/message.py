@@ -251,8 +251,19 @@ class MessageReader:
             self._buf += self._view[self._pos:]  # not reached: the buffer held a whole frame
             self._view = None
             return None
-        if self._view is not None:
-            msg, used = self._parse(self._view, self._pos, zero_copy=True)
+        view = self._view
+        if view is not None:
+            pos, n = self._pos, len(view)
+            if pos + INTERLEAVED_HEADER <= n and view[pos] == 0x24:
+                # A whole frame in place: the common case, inlined (runs once per RTP packet).
+                end = pos + INTERLEAVED_HEADER + (view[pos + 2] << 8 | view[pos + 3])
+                if end <= n:
+                    self._pos = end
+                    if end == n:
+                        self._view = None
+                    return _new_frame(InterleavedFrame,
+                                      (view[pos + 1], view[pos + INTERLEAVED_HEADER:end]))
+            msg, used = self._parse(view, pos, zero_copy=True)
             if msg is None:
                 self._buf += self._view[self._pos:]
                 self._view = None

@@ -93,6 +93,7 @@ class ServerConnection:
         self.setups: dict[int, _Setup] = {}
         self._by_channel: dict[int, tuple[int, bool]] = {}
         self._receivers: dict[int, TrackReceiver] = {}
+        self._rtp_rx: dict[int, TrackReceiver] = {}  # RTP channel -> receiver, while recording
         self.session_started = False
         self.playing = False
         self.recording = False
@@ -132,6 +133,10 @@ class ServerConnection:
             if msg is None:
                 return None
             if type(msg) is InterleavedFrame:
+                rx = self._rtp_rx.get(msg.channel)
+                if rx is not None:  # RTP of a recorded track: once per packet
+                    self._rtp_in(rx, msg.payload, self.last_activity)
+                    continue
                 hit = self._by_channel.get(msg.channel)
                 if hit is not None:  # else a channel nobody set up (FFmpeg's early RTCP)
                     self._media_packet(hit[0], hit[1], msg.payload, self.last_activity)
@@ -240,6 +245,12 @@ class ServerConnection:
         req = self._take_pending("RECORD")
         self._respond(req, 200)
         self.recording = True
+        self._route_rtp()
+
+    def _route_rtp(self) -> None:
+        """Map the interleaved RTP channels of recorded tracks to their receivers."""
+        self._rtp_rx = {s.channels[0]: self._receivers[i] for i, s in self.setups.items()
+                        if self.recording and s.channels and i in self._receivers}
 
     # -- play output ----------------------------------------------------------------
     def send_rtp(self, track_id: int, packet: bytes | memoryview, rtcp: bool = False) -> None:
@@ -445,6 +456,7 @@ class ServerConnection:
                 self._receivers[index] = TrackReceiver(
                     track, depacketizer_for(self._media[index], track),
                     reorder=reply.protocol == "UDP", receiver_ssrc=self.receiver_ssrc)
+                self._route_rtp()
             self._events.append(ev.SetupDone(track.id, reply))
 
     def _on_play(self, req: Request) -> None:
@@ -500,16 +512,23 @@ class ServerConnection:
 
     # -- media in -------------------------------------------------------------------
     def _media_packet(self, index: int, is_rtcp: bool, data, now: float | None) -> None:
-        # Runs once per received RTP packet: kept flat (no closures, no helper calls).
+        # RTCP, and RTP over UDP (TCP RTP goes straight to ``_rtp_in`` by ``_rtp_rx``)
         rx = self._receivers.get(index)
         if rx is None or not self.recording:
             return  # play mode: RTCP receiver reports only refresh the session
+        if not is_rtcp:
+            self._rtp_in(rx, data, now)
+            return
         try:
-            if is_rtcp:
-                rx.receive_rtcp(data, now or 0.0)
-                return
-            if len(data) <= 12:  # FFmpeg's UDP "punch" packet, a bare RTP header
-                return
+            rx.receive_rtcp(data, now or 0.0)
+        except ProtocolError as e:
+            self._events.append(ev.MediaError(rx.track.id, e))
+
+    def _rtp_in(self, rx: TrackReceiver, data, now: float | None) -> None:
+        # Runs once per received RTP packet: kept flat (no closures, no helper calls).
+        if len(data) <= 12:  # FFmpeg's UDP "punch" packet, a bare RTP header
+            return
+        try:
             items = rx.receive_rtp(data, now)
         except ProtocolError as e:
             self._events.append(ev.MediaError(rx.track.id, e))

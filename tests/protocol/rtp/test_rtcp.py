@@ -77,13 +77,35 @@ def test_ntp_conversion():
 def test_reception_stats_report():
     st_ = ReceptionStats(ssrc=9, clock_rate=90000)
     for seq in (100, 101, 103, 104):  # 102 lost
-        st_.on_rtp(seq, seq * 3000, seq * 3000 + 500)
+        st_.on_packet(seq, seq * 3000, (seq * 3000 + 500) / 90000)
     st_.on_sr(SenderReport(9, 0x0001_0002_0003_0004, 0, 0, 0), now=10.0)
     b = st_.report_block(now=10.5)
     assert (b.ssrc, b.cumulative_lost, b.highest_seq, b.fraction_lost) == (9, 1, 104, 51)
     assert b.lsr == 0x0002_0003 and b.dlsr == 32768 and b.jitter == 0
     b2 = st_.report_block(now=11)
     assert b2.fraction_lost == 0 and b2.cumulative_lost == 1
+
+
+def test_reception_stats_jitter_from_each_frames_first_packet():
+    st_ = ReceptionStats(ssrc=9, clock_rate=90000)
+    delays = [0, 900, 0, 900]  # ticks late, per frame: transit swings by 900 each frame
+    seq = 0
+    for k, late in enumerate(delays):
+        for i in range(3):  # the later packets of a frame arrive 450 ticks after each other
+            st_.on_packet(seq, k * 3000, (k * 3000 + late + 450 * i) / 90000)
+            seq += 1
+    expect = 0.0
+    for _ in delays[1:]:
+        expect += (900 - expect) / 16  # RFC 3550 A.8 over the frames' first packets only
+    assert abs(st_.jitter - expect) < 1e-6 and int(st_.report_block(1.0).jitter) == int(expect)
+
+
+def test_reception_stats_unwrap_sequence_numbers_across_the_wrap():
+    st_ = ReceptionStats(ssrc=9, clock_rate=90000)
+    for seq in (0xFFFE, 0xFFFF, 1, 0, 2):  # 0 arrives late, after 1
+        st_.on_packet(seq, 0, 0.0)
+    b = st_.report_block(now=1.0)
+    assert (b.highest_seq, b.cumulative_lost) == (0x10002, 0)  # one wrap, nothing lost
 
 
 def test_packetizer_sender_report():
