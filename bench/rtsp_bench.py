@@ -1,7 +1,7 @@
 """RTSP benchmark: rtmpgop's RTSP ingest and play against its own RTMP ingest and play of the
 same stream, in the same run.
 
-    python bench/rtsp_bench.py [--quick] [--scenarios ingest-1 fanout-200 ...]
+    python bench/rtsp_bench.py [--quick] [--scenarios ingest-1 fanout-200 ...] [--repeat N]
 
 Same method as bench/rtmp_bench.py (whose server runner, /proc readers and load generator it
 reuses): each (scenario, protocol) run starts a fresh ``python -m rtmpgop`` pinned to one core,
@@ -14,7 +14,11 @@ Scenarios: ``ingest-N``: N publishers, no players; ``fanout-N``: one publisher, 
 Reported: server CPU per Mbit of media payload received from publishers (ingest) or delivered
 to players (fan-out; RTMP counts FLV tag bodies, RTSP RTP payloads), RTSP/RTMP ratio against
 the target (<= 1.5), exactness (every stamped frame once and in order, plus no RTP sequence gap
-for RTSP), join time and RSS. Writes bench/out/rtsp_bench.json and .md.
+for RTSP), join time and RSS. ``--repeat N`` runs every scenario N times (rounds alternate
+which protocol goes first): the table then gives the median ratio of the rounds (each round's
+RTSP run over the RTMP run next to it in time, so machine swings cancel) with their range,
+and the median run of each protocol for the other columns. Writes bench/out/rtsp_bench.json
+and .md.
 """
 
 from __future__ import annotations
@@ -123,8 +127,28 @@ def run_one(scenario: str, proto: str, media, args) -> dict:
     return out
 
 
+def _median_run(runs: list[dict]) -> dict | None:
+    ok = sorted((r for r in runs if r.get("cpu_ms_per_mbit")), key=lambda r: r["cpu_ms_per_mbit"])
+    return ok[(len(ok) - 1) // 2] if ok else (runs[0] if runs else None)
+
+
+def round_ratios(results: list[dict], scenario: str) -> list[float]:
+    """RTSP/RTMP CPU per Mbit of each round of ``scenario`` (runs paired by ``round``)."""
+    by = {(r.get("round", 0), r["protocol"]): r for r in results if r["scenario"] == scenario}
+    out = []
+    for rnd in sorted({k[0] for k in by}):
+        a, b = by.get((rnd, "rtmp")), by.get((rnd, "rtsp"))
+        if a and b and a.get("cpu_ms_per_mbit") and b.get("cpu_ms_per_mbit"):
+            out.append(b["cpu_ms_per_mbit"] / a["cpu_ms_per_mbit"])
+    return out
+
+
 def tables(results: list[dict], scenarios: list[str]) -> str:
-    by = {(r["scenario"], r["protocol"]): r for r in results}
+    by = {}
+    for sc in scenarios:
+        for proto in PROTOCOLS:
+            by[(sc, proto)] = _median_run([r for r in results
+                                           if r["scenario"] == sc and r["protocol"] == proto])
     lines = ["| scenario | Mbit/s | CPU ms/Mbit RTMP | CPU ms/Mbit RTSP | RTSP/RTMP (target) "
              "| server CPU % RTMP / RTSP | RSS MB RTMP / RTSP | join p50/p95 ms RTMP | "
              "join p50/p95 ms RTSP | exact % RTMP / RTSP |",
@@ -136,14 +160,14 @@ def tables(results: list[dict], scenarios: list[str]) -> str:
 
     for sc in scenarios:
         a, b = by.get((sc, "rtmp")), by.get((sc, "rtsp"))
-        ratio = None
-        if a and b and a.get("cpu_ms_per_mbit") and b.get("cpu_ms_per_mbit"):
-            ratio = b["cpu_ms_per_mbit"] / a["cpu_ms_per_mbit"]
+        rounds = sorted(round_ratios(results, sc))
+        ratio = rounds[(len(rounds) - 1) // 2] if rounds else None
         ok = "" if ratio is None else (" ✓" if ratio <= TARGET else " ✗")
+        spread = f" ({rounds[0]:.2f}-{rounds[-1]:.2f})" if len(rounds) > 1 else ""
         mbit = (a or b or {}).get("mbit_s")
         lines.append(
             f"| {sc} | {_f(mbit, '{:.0f}')} | {_f(a and a.get('cpu_ms_per_mbit'), '{:.2f}')} "
-            f"| {_f(b and b.get('cpu_ms_per_mbit'), '{:.2f}')} | {_f(ratio, '{:.2f}')} "
+            f"| {_f(b and b.get('cpu_ms_per_mbit'), '{:.2f}')} | {_f(ratio, '{:.2f}')}{spread} "
             f"(≤ {TARGET}){ok} | {_f(a and a.get('server_cpu_pct'), '{:.0f}')} / "
             f"{_f(b and b.get('server_cpu_pct'), '{:.0f}')} "
             f"| {_f(a and a['rss_peak_kb'] / 1024, '{:.0f}')} / "
@@ -178,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
                         "then counts as ingest CPU)")
     p.add_argument("--profile", metavar="DIR",
                    help="py-spy the server during each window (skews CPU: investigation only)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run everything N times; the table takes medians (module docstring)")
     p.add_argument("--out", default=os.path.join(OUT_DIR, "rtsp_bench"))
     args = p.parse_args(argv)
     if args.window is None:
@@ -190,16 +216,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"media: {media.width}x{media.height} {media.fps} fps, GoP {media.gop}, "
           f"video {media.video_bitrate / 1e6:.2f} Mbit/s", flush=True)
     results = []
-    for i, sc in enumerate(args.scenarios):
-        order = PROTOCOLS if i % 2 == 0 else list(reversed(PROTOCOLS))
+    for rnd, i, sc in ((rnd, i, sc) for rnd in range(args.repeat)
+                       for i, sc in enumerate(args.scenarios)):
+        order = PROTOCOLS if (i + rnd) % 2 == 0 else list(reversed(PROTOCOLS))
         for proto in order:
             t = time.monotonic()
             try:
                 r = run_one(sc, proto, media, args)
             except Exception as e:  # one broken run must not lose the others
                 r = {"scenario": sc, "protocol": proto, "error": repr(e)}
+            r["round"] = rnd
             results.append(r)
-            print(f"{sc:>11} {proto}: " + (
+            print(f"{sc:>11} {proto}" + (f" #{rnd + 1}" if args.repeat > 1 else "") + ": " + (
                 f"{_f(r.get('mbit_s'), '{:.0f}')} Mbit/s, CPU {_f(r.get('server_cpu_pct'))} %, "
                 f"{_f(r.get('cpu_ms_per_mbit'), '{:.2f}')} ms/Mbit, exact "
                 f"{_f(r.get('exact_pct'), '{:.0f}')} %, errors {len(r.get('errors', []))}"
