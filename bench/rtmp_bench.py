@@ -13,6 +13,9 @@ quiets down (``--settle``), and the detail table shows the other load seen, how 
 and the load generator sat runnable but off-core, and how far publishers fell behind schedule.
 ``--repeat N`` runs everything N times; the summary takes the median run.
 
+``--servers ... floor`` adds the stack's floor to the ingest scenarios (bench/rtmp_floor.py:
+rtmpgop reading its publishers into a scratch buffer and discarding the bytes).
+
 Scenarios: ``fanout-N``: one ~5 Mbit/s publisher, N players; ``ingest-N``: N publishers, no
 players (``--ingest-players`` adds one per publisher, to check exactness).
 
@@ -53,8 +56,11 @@ from bench.loadgen.run import LoadResult, LoadSpec, run_load  # noqa: E402
 
 SCENARIOS = ["fanout-1", "fanout-50", "fanout-200", "ingest-1", "ingest-10", "ingest-50"]
 SERVERS = ["rtmpgop", "rtmpgop-nohls", "nginx"]
+EXTRA_SERVERS = ["floor"]
+"""``floor`` (ingest scenarios only, bench/rtmp_floor.py): rtmpgop reading its publishers and
+discarding the bytes, what the stack costs before any RTMP work."""
 LABELS = {"rtmpgop": "rtmpgop (default: LL-HLS on)", "rtmpgop-nohls": "rtmpgop (hls = off, as nginx)",
-          "nginx": "nginx-rtmp"}
+          "nginx": "nginx-rtmp", "floor": "stack floor (read and discard)"}
 """rtmpgop runs twice: as configured by default (an LL-HLS muxer per published path) and with
 ``hls = "off"``, the configuration that matches the nginx one (``live on``, no HLS)."""
 READY_DEADLINE = 20.0  # s for `python -m rtmpgop` to print its ready line
@@ -67,9 +73,11 @@ JOIN_TARGET_MS = 50.0
 class Rtmpgop:
     """``python -m rtmpgop`` on a port it picks, pinned to ``cpu``; ``hls`` = the ``hls`` key."""
 
-    def __init__(self, cpu: int | None = None, hls: str = "always") -> None:
+    def __init__(self, cpu: int | None = None, hls: str = "always",
+                 entry: tuple[str, ...] = ("-m", "rtmpgop")) -> None:
         self.cpu = cpu
         self.hls = hls
+        self.entry = entry
         self.dir = tempfile.mkdtemp(prefix="rtmpgop-bench-")
         self.proc: subprocess.Popen | None = None
         self.port = 0
@@ -82,7 +90,7 @@ class Rtmpgop:
         cpu = self.cpu
         self._out = open(os.path.join(self.dir, "stdout"), "w+b")
         self._err = open(os.path.join(self.dir, "stderr"), "w+b")
-        cmd = [sys.executable, "-m", "rtmpgop", "--host", "127.0.0.1", "--rtmp-port", "0",
+        cmd = [sys.executable, *self.entry, "--host", "127.0.0.1", "--rtmp-port", "0",
                "--rtsp-port", "0", "--http-port", "0", "--ws-port", "0", "--log-level", "warning"]
         # every listener on a free port, or runs collide with other rtmpgops on the machine
         env = dict(os.environ, RTMPGOP_RTSP_UDP_RTP_PORT="0", RTMPGOP_HLS=self.hls)
@@ -128,6 +136,8 @@ def start_server(name: str, cpu: int | None):
         return Rtmpgop(cpu).start()
     if name == "rtmpgop-nohls":
         return Rtmpgop(cpu, hls="off").start()
+    if name == "floor":
+        return Rtmpgop(cpu, hls="off", entry=(os.path.join(ROOT, "bench", "rtmp_floor.py"),)).start()
     if name == "nginx":
         return nginx_rtmp.NginxRtmp(cpu=cpu).start()
     raise ValueError(name)
@@ -308,6 +318,11 @@ def profile_summary(path: str, top: int = 25) -> str:
 
 
 # ---- tables ---------------------------------------------------------------------------
+def runs(scenario: str, server: str) -> bool:
+    """Whether ``server`` runs ``scenario`` (the floor has no players to serve)."""
+    return not (server == "floor" and scenario.startswith("fanout"))
+
+
 def _f(v, fmt="{:.1f}", none="–"):
     return none if v is None else fmt.format(v)
 
@@ -332,12 +347,13 @@ def tables(results: list[dict], scenarios: list[str], servers: list[str]) -> str
     by, span = median_runs(results)
     n = "nginx"
     variants = [sv for sv in servers if sv != n] or [None]
-    short = {"rtmpgop": "default (LL-HLS on)", "rtmpgop-nohls": "hls = off (as nginx)"}
+    short = {"rtmpgop": "default (LL-HLS on)", "rtmpgop-nohls": "hls = off (as nginx)",
+             "floor": "stack floor: read and discard"}
     lines = ["| scenario | rtmpgop config | Mbit/s | CPU ms/Mbit rtmpgop | CPU ms/Mbit nginx "
              "| ratio (target) | RSS MB rtmpgop / nginx | join p50/p95 ms rtmpgop "
              "| join p50/p95 ms nginx | exact % rtmpgop / nginx |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for sc, g in ((sc, g) for sc in scenarios for g in variants):
+    for sc, g in ((sc, g) for sc in scenarios for g in variants if g is None or runs(sc, g)):
         a, b = by.get((sc, g)), by.get((sc, n))
         kind = sc.split("-")[0]
         ratio = None
@@ -407,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="5 s windows (sanity run)")
     p.add_argument("--scenarios", nargs="+", default=SCENARIOS, choices=SCENARIOS)
-    p.add_argument("--servers", nargs="+", default=SERVERS, choices=SERVERS)
+    p.add_argument("--servers", nargs="+", default=SERVERS, choices=SERVERS + EXTRA_SERVERS)
     p.add_argument("--repeat", type=int, default=1,
                    help="run everything N times (server order flips each time); the summary "
                         "shows the median run by CPU/Mbit and the CPU range")
@@ -451,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
         k = (i + rep) % len(args.servers)  # rotate which server goes first
         order = args.servers[k:] + args.servers[:k]
         for sv in order:
+            if not runs(sc, sv):
+                continue
             t = time.monotonic()
             try:
                 r = run_one(sc, sv, media, args)

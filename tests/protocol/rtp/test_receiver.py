@@ -39,3 +39,33 @@ def test_bad_packet_raises_and_counts():
     with pytest.raises(Unsupported):
         rx.receive_rtp(b"\x80\x60\x00\x01" + bytes(8) + b"\x19")  # STAP-B: refused
     assert rx.errors == 1
+
+
+def _with_extension(packet: bytes) -> bytes:
+    """The same packet with a one-word header extension: it takes the general parse path."""
+    return bytes((packet[0] | 0x10,)) + packet[1:12] + b"\xbe\xde\x00\x01\x10\xaa\x00\x00" + \
+        packet[12:]
+
+
+@pytest.mark.parametrize("mtu", [300, 1200])
+def test_fast_and_general_receive_paths_give_the_same_units(mtu):
+    s = video("h264")
+    cfg = codecs.make_config(Codec.H264, s.config)
+    pk = H264Packetizer(96, 5, config=cfg, mtu=mtu, initial_timestamp=0xFFFF0000)
+    fast = TrackReceiver(Track(1, cfg, 90000), H264Depacketizer(cfg))  # TCP: no reorder
+    general = TrackReceiver(Track(1, cfg, 90000), H264Depacketizer(cfg))
+    a, b = [], []
+    for i, p in enumerate(s.packets):
+        for w in pk.packetize(p.data, p.pts):
+            a += fast.receive_rtp(w, arrival=i / 30)
+            b += general.receive_rtp(_with_extension(w), arrival=i / 30)
+    a += fast.flush()
+    b += general.flush()
+    units = [(u.dts, u.pts, u.keyframe, bytes(u.payload)) for u in a if isinstance(u, AccessUnit)]
+    assert units == [(u.dts, u.pts, u.keyframe, bytes(u.payload))
+                     for u in b if isinstance(u, AccessUnit)]
+    # every frame whole, across the RTP timestamp wrap (keyframes get SPS/PPS put in front)
+    assert len(units) == len(s.packets)
+    assert all(u[3].endswith(bytes(p.data)) for u, p in zip(units, s.packets))
+    assert fast.stats.received == general.stats.received > len(s.packets)
+    assert fast.stats.max_seq == general.stats.max_seq and fast.stats.jitter == general.stats.jitter
