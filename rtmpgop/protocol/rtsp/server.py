@@ -123,19 +123,28 @@ class ServerConnection:
 
         Raises ``RTSPError`` on a malformed stream (answer ``.status`` and close).
         """
-        while not self._events:
+        events, next_message, rtp_rx = self._events, self._reader.next_message, self._rtp_rx
+        while not events:
             if self.closed:
                 return None
             if self._pending is None and self._queued:
                 self._handle(self._queued.popleft())
                 continue
-            msg = self._reader.next_message()
+            msg = next_message()
             if msg is None:
                 return None
             if type(msg) is InterleavedFrame:
-                rx = self._rtp_rx.get(msg.channel)
-                if rx is not None:  # RTP of a recorded track: once per packet
-                    self._rtp_in(rx, msg.payload, self.last_activity)
+                rx = rtp_rx.get(msg.channel)
+                if rx is not None:  # RTP of a recorded track: once per packet, kept flat
+                    data = msg.payload
+                    if len(data) > 12:  # else a bare RTP header (FFmpeg's "punch" packet)
+                        try:
+                            items = rx.receive_rtp(data, self.last_activity)
+                        except ProtocolError as e:
+                            events.append(ev.MediaError(rx.track.id, e))
+                            continue
+                        if items:
+                            self._queue_items(items)
                     continue
                 hit = self._by_channel.get(msg.channel)
                 if hit is not None:  # else a channel nobody set up (FFmpeg's early RTCP)
@@ -148,7 +157,7 @@ class ServerConnection:
                 else:
                     self._handle(msg)
             # Responses from a client are ignored (we send no requests).
-        return self._events.popleft()
+        return events.popleft()
 
     def receive_udp(self, track_id: int, is_rtcp: bool, data: bytes | memoryview,
                     now: float) -> None:
@@ -248,9 +257,11 @@ class ServerConnection:
         self._route_rtp()
 
     def _route_rtp(self) -> None:
-        """Map the interleaved RTP channels of recorded tracks to their receivers."""
-        self._rtp_rx = {s.channels[0]: self._receivers[i] for i, s in self.setups.items()
-                        if self.recording and s.channels and i in self._receivers}
+        """Map the interleaved RTP channels of recorded tracks to their receivers (in place:
+        ``next_event`` holds the dict while it runs)."""
+        self._rtp_rx.clear()
+        self._rtp_rx.update((s.channels[0], self._receivers[i]) for i, s in self.setups.items()
+                            if self.recording and s.channels and i in self._receivers)
 
     # -- play output ----------------------------------------------------------------
     def send_rtp(self, track_id: int, packet: bytes | memoryview, rtcp: bool = False) -> None:
@@ -512,23 +523,16 @@ class ServerConnection:
 
     # -- media in -------------------------------------------------------------------
     def _media_packet(self, index: int, is_rtcp: bool, data, now: float | None) -> None:
-        # RTCP, and RTP over UDP (TCP RTP goes straight to ``_rtp_in`` by ``_rtp_rx``)
+        # RTCP, and RTP over UDP (TCP RTP is taken in ``next_event`` by ``_rtp_rx``)
         rx = self._receivers.get(index)
         if rx is None or not self.recording:
             return  # play mode: RTCP receiver reports only refresh the session
-        if not is_rtcp:
-            self._rtp_in(rx, data, now)
-            return
         try:
-            rx.receive_rtcp(data, now or 0.0)
-        except ProtocolError as e:
-            self._events.append(ev.MediaError(rx.track.id, e))
-
-    def _rtp_in(self, rx: TrackReceiver, data, now: float | None) -> None:
-        # Runs once per received RTP packet: kept flat (no closures, no helper calls).
-        if len(data) <= 12:  # FFmpeg's UDP "punch" packet, a bare RTP header
-            return
-        try:
+            if is_rtcp:
+                rx.receive_rtcp(data, now or 0.0)
+                return
+            if len(data) <= 12:  # FFmpeg's UDP "punch" packet, a bare RTP header
+                return
             items = rx.receive_rtp(data, now)
         except ProtocolError as e:
             self._events.append(ev.MediaError(rx.track.id, e))
