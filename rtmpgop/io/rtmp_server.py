@@ -25,7 +25,7 @@ import logging
 from rtmpgop.channels import Channel, Hub, Subscription
 from rtmpgop.config import Config
 from rtmpgop.errors import PathBusy, ProtocolError
-from rtmpgop.io.pump import PumpScheduler
+from rtmpgop.io.listener import TcpListener
 from rtmpgop.io.rtmp_ingest import RtmpIngest
 from rtmpgop.media import Statistics
 from rtmpgop.protocol.rtmp import events as E
@@ -264,17 +264,13 @@ class RtmpServerProtocol(asyncio.BufferedProtocol):
         return self.conn.statistics()
 
 
-class RtmpListener:
+class RtmpListener(TcpListener):
     """The running RTMP server: ``port``, ``statistics()``, ``close()``."""
 
+    connections: set[RtmpServerProtocol]
+
     def __init__(self, hub: Hub, config: Config) -> None:
-        self.hub = hub
-        self.config = config
-        self.connections: set[RtmpServerProtocol] = set()
-        self.server: asyncio.Server | None = None
-        self.port = 0
-        self.errors = 0  # connections closed for a protocol error
-        self.pumps = PumpScheduler(config.play_merge_ms)
+        super().__init__(hub, config)
         self.read_merge_s = config.rtmp_publish_merge_ms / 1000
 
     def statistics(self) -> Statistics:
@@ -293,19 +289,10 @@ class RtmpListener:
                    ("publishers", sum(c.channel is not None for c in self.connections)),
                    ("players", len(players))))
 
-    async def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-        for c in list(self.connections):
-            c.close()
-        if self.server is not None:
-            await self.server.wait_closed()
 
 
 async def start(hub: Hub, config: Config, host: str, port: int) -> RtmpListener:
     """Listen for RTMP on ``host:port`` (0 = any free port). Returns the listener."""
     lst = RtmpListener(hub, config)
-    loop = asyncio.get_running_loop()
-    lst.server = await loop.create_server(lambda: RtmpServerProtocol(lst), host, port)
-    lst.port = lst.server.sockets[0].getsockname()[1]
+    await lst.listen(lambda: RtmpServerProtocol(lst), host, port)
     return lst

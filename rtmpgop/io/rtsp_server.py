@@ -44,6 +44,7 @@ import time
 from rtmpgop.channels import Channel, Hub
 from rtmpgop.config import Config
 from rtmpgop.errors import PathBusy, ProtocolError, RTSPError
+from rtmpgop.io.listener import TcpListener
 from rtmpgop.io.pump import PumpScheduler
 from rtmpgop.io.rtsp_ingest import RtspIngest
 from rtmpgop.media import Statistics
@@ -470,20 +471,17 @@ class RtspServerProtocol(asyncio.Protocol):
         return self.conn.statistics()
 
 
-class RtspListener:
-    """The running RTSP server: ``port``, ``udp_ports``, ``statistics()``, ``close()``."""
+class RtspListener(TcpListener):
+    """The running RTSP server: ``port``, ``udp_ports``, ``statistics()``, ``close()``.
+    ``errors`` also counts sessions closed for a stalled reader."""
+
+    connections: set[RtspServerProtocol]
 
     def __init__(self, hub: Hub, config: Config) -> None:
-        self.hub = hub
-        self.config = config
+        super().__init__(hub, config)
         self.session_timeout = 60
-        self.connections: set[RtspServerProtocol] = set()
-        self.server: asyncio.Server | None = None
         self.udp: _UdpPair | None = None
-        self.port = 0
-        self.errors = 0  # sessions closed for a protocol error or a stalled reader
-        self.pumps = PumpScheduler(config.play_merge_ms)  # TCP players
-        self.pumps_udp = PumpScheduler(0)
+        self.pumps_udp = PumpScheduler(0)  # UDP players: not merged (see ``_wake``)
         self.sources = None  # io.sources.SourceManager (set by the App): on-demand cameras
 
     def auth(self, side: str) -> ServerAuth | None:
@@ -511,15 +509,10 @@ class RtspListener:
                    ("udp_unrouted", udp.unrouted if udp else 0)))
 
     async def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-        for c in list(self.connections):
-            c.close()
         if self.udp is not None:
             self.udp.close()
             self.udp = None
-        if self.server is not None:
-            await self.server.wait_closed()
+        await super().close()
 
 
 async def start(hub: Hub, config: Config, host: str, port: int) -> RtspListener:
@@ -527,12 +520,10 @@ async def start(hub: Hub, config: Config, host: str, port: int) -> RtspListener:
     ``config.rtsp_udp_rtp_port`` (0 = any even free pair). Returns the listener.
     Raises ``OSError`` when a port is taken."""
     lst = RtspListener(hub, config)
-    loop = asyncio.get_running_loop()
-    lst.udp = _UdpPair(loop, host, config.rtsp_udp_rtp_port)
+    lst.udp = _UdpPair(asyncio.get_running_loop(), host, config.rtsp_udp_rtp_port)
     try:
-        lst.server = await loop.create_server(lambda: RtspServerProtocol(lst), host, port)
+        await lst.listen(lambda: RtspServerProtocol(lst), host, port)
     except OSError:
         lst.udp.close()
         raise
-    lst.port = lst.server.sockets[0].getsockname()[1]
     return lst
