@@ -137,7 +137,8 @@ def start_server(name: str, cpu: int | None):
     if name == "rtmpgop-nohls":
         return Rtmpgop(cpu, hls="off").start()
     if name == "floor":
-        return Rtmpgop(cpu, hls="off", entry=(os.path.join(ROOT, "bench", "rtmp_floor.py"),)).start()
+        floor = os.path.join(ROOT, "bench", "rtmp_floor.py")
+        return Rtmpgop(cpu, hls="off", entry=(floor,)).start()
     if name == "nginx":
         return nginx_rtmp.NginxRtmp(cpu=cpu).start()
     raise ValueError(name)

@@ -240,7 +240,8 @@ class ReceptionStats:
     """
 
     __slots__ = ("ssrc", "clock_rate", "base_seq", "max_seq", "received", "jitter",
-                 "_transit", "_expected_prior", "_received_prior", "_lsr", "_sr_at", "_last_ext", "_last_ts")
+                 "_transit", "_expected_prior", "_received_prior", "_lsr", "_sr_at", "_last_ext",
+                 "_last_ts")
 
     def __init__(self, ssrc: int, clock_rate: int) -> None:
         self.ssrc = ssrc

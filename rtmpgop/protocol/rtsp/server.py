@@ -467,8 +467,8 @@ class ServerConnection:
                 self._receivers[index] = TrackReceiver(
                     track, depacketizer_for(self._media[index], track),
                     reorder=reply.protocol == "UDP", receiver_ssrc=self.receiver_ssrc)
-                self._route_rtp()
             self._events.append(ev.SetupDone(track.id, reply))
+        self._route_rtp()  # a SETUP during RECORD may move or add channels
 
     def _on_play(self, req: Request) -> None:
         if not self._auth(req, self.read_auth):
