@@ -23,6 +23,13 @@ class Conn:
         self.closed = True
 
 
+async def pumped(log, n):
+    """Wait (5 s at most) until ``log`` holds ``n`` pumps."""
+    async with asyncio.timeout(5):
+        while len(log) < n:
+            await asyncio.sleep(0.01)
+
+
 def test_without_delay_every_due_connection_is_pumped_once_at_the_next_turn():
     async def main():
         loop = asyncio.get_running_loop()
@@ -49,15 +56,11 @@ def test_merge_delay_batches_wakeups_within_the_window():
         s.schedule(a)
         await asyncio.sleep(0.02)
         s.schedule(b)  # 20 ms later: the same pass
-        async with asyncio.timeout(5):
-            while len(log) < 2:
-                await asyncio.sleep(0.01)
+        await pumped(log, 2)
         assert [n for n, _ in log] == ["a", "b"] and s.passes == 1
         assert log[0][1] - t0 >= 0.079  # a waited the whole window
         s.schedule(a)  # the next wake-up opens a new window
-        async with asyncio.timeout(5):
-            while len(log) < 3:
-                await asyncio.sleep(0.01)
+        await pumped(log, 3)
         assert s.passes == 2
     uvloop.run(main())
 

@@ -135,16 +135,8 @@ class ServerConnection:
                 return None
             if type(msg) is InterleavedFrame:
                 rx = rtp_rx.get(msg.channel)
-                if rx is not None:  # RTP of a recorded track: once per packet, kept flat
-                    data = msg.payload
-                    if len(data) > 12:  # else a bare RTP header (FFmpeg's "punch" packet)
-                        try:
-                            items = rx.receive_rtp(data, self.last_activity)
-                        except ProtocolError as e:
-                            events.append(ev.MediaError(rx.track.id, e))
-                            continue
-                        if items:
-                            self._queue_items(items)
+                if rx is not None:  # RTP of a recorded track: once per packet
+                    self._rtp_in(rx, msg.payload, self.last_activity)
                     continue
                 hit = self._by_channel.get(msg.channel)
                 if hit is not None:  # else a channel nobody set up (FFmpeg's early RTCP)
@@ -523,16 +515,23 @@ class ServerConnection:
 
     # -- media in -------------------------------------------------------------------
     def _media_packet(self, index: int, is_rtcp: bool, data, now: float | None) -> None:
-        # RTCP, and RTP over UDP (TCP RTP is taken in ``next_event`` by ``_rtp_rx``)
+        # RTCP, and RTP over UDP (TCP RTP goes from ``next_event`` to ``_rtp_in``)
         rx = self._receivers.get(index)
         if rx is None or not self.recording:
             return  # play mode: RTCP receiver reports only refresh the session
+        if not is_rtcp:
+            self._rtp_in(rx, data, now)
+            return
         try:
-            if is_rtcp:
-                rx.receive_rtcp(data, now or 0.0)
-                return
-            if len(data) <= 12:  # FFmpeg's UDP "punch" packet, a bare RTP header
-                return
+            rx.receive_rtcp(data, now or 0.0)
+        except ProtocolError as e:
+            self._events.append(ev.MediaError(rx.track.id, e))
+
+    def _rtp_in(self, rx: TrackReceiver, data, now: float | None) -> None:
+        # Runs once per received RTP packet (TCP and UDP): kept flat, no helper calls.
+        if len(data) <= 12:  # FFmpeg's "punch" packet, a bare RTP header
+            return
+        try:
             items = rx.receive_rtp(data, now)
         except ProtocolError as e:
             self._events.append(ev.MediaError(rx.track.id, e))
