@@ -23,9 +23,16 @@ Gst.init(None)
 url, proto = sys.argv[1], sys.argv[2]
 p = Gst.parse_launch(
     f"rtspsrc name=src location={url} protocols={proto} latency=0 "
-    "src. ! application/x-rtp,media=video ! rtph264depay ! h264parse ! video/x-h264,alignment=au ! "
+    "rtph264depay name=vd ! h264parse ! video/x-h264,alignment=au ! "
     "fakesink name=v signal-handoffs=true sync=false "
-    "src. ! application/x-rtp,media=audio ! rtpmp4gdepay ! fakesink name=a signal-handoffs=true sync=false")
+    "rtpmp4gdepay name=ad ! fakesink name=a signal-handoffs=true sync=false")
+def on_pad(src, pad):
+    # Link each RTP pad by its media ourselves: gst-launch's delayed linking ("src. ! caps")
+    # could give the first pad the other branch when its caps were not set yet (both dead).
+    caps = pad.get_current_caps() or pad.query_caps(None)
+    media = caps.get_structure(0).get_string("media")
+    pad.link(p.get_by_name("vd" if media == "video" else "ad").get_static_pad("sink"))
+p.get_by_name("src").connect("pad-added", on_pad)
 n = {"v": 0, "a": 0, "vpts": []}
 def on_v(sink, buf, pad):
     n["v"] += 1
